@@ -1,0 +1,26 @@
+"""fastv: FastV visual-token pruning for Hugging Face vision-language models.
+
+import fastv
+fastv.apply(model, fastv.FastVConfig(k=2, ratio=0.5))
+model.generate(**inputs)          # unchanged call, pruned computation
+fastv.last_keep(model)            # which prompt positions were kept, per sample
+fastv.remove(model)               # back to the exact original model
+"""
+
+from fastv.config import FastVConfig
+from fastv.errors import FastVError, UnsupportedModelError
+from fastv.families import supported_families
+from fastv.patch import apply, get_config, is_applied, last_keep, remove
+
+__all__ = [
+    "FastVConfig",
+    "FastVError",
+    "UnsupportedModelError",
+    "apply",
+    "get_config",
+    "is_applied",
+    "last_keep",
+    "remove",
+    "supported_families",
+]
+__version__ = "0.1.0"

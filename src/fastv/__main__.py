@@ -1,0 +1,5 @@
+import sys
+
+from fastv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""Scores for ranking image tokens, computed from queries and keys only.
+
+Attention backends such as SDPA and FlashAttention never return attention weights, so FastV
+recomputes just the rows it needs. Every function returns a ``(batch, seq)`` float32 score per key,
+averaged over heads; only the relative order within a sample matters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Upper bound on the float32 score block held at once by the "mean" ranker (bytes).
+MEAN_RANK_BLOCK_BYTES = 64 * 2**20
+
+
+def _grouped(queries: torch.Tensor, n_kv_heads: int) -> torch.Tensor:
+    """View (B, H, q, d) queries as (B, H_kv, H/H_kv, q, d) so that GQA keys need no repeat."""
+    batch, n_heads, q_len, head_dim = queries.shape
+    if n_heads % n_kv_heads:
+        raise ValueError(f"{n_heads} query heads are not a multiple of {n_kv_heads} key/value heads.")
+    return queries.view(batch, n_kv_heads, n_heads // n_kv_heads, q_len, head_dim)
+
+
+def _probabilities(queries: torch.Tensor, keys: torch.Tensor, scaling: float, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax attention of grouped queries over keys, (B, H_kv, G, q, n), in float32."""
+    logits = torch.einsum("bhgqd,bhkd->bhgqk", queries.float(), keys.float()) * scaling
+    logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
+    return logits.softmax(dim=-1)
+
+
+def last_token_scores(
+    last_query: torch.Tensor, keys: torch.Tensor, scaling: float, key_valid: torch.Tensor
+) -> torch.Tensor:
+    """The last prompt token's attention row, head-averaged (the original FastV code's rule).
+
+    last_query: (B, H, 1, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool (False for padding).
+    """
+    grouped = _grouped(last_query, keys.shape[1])
+    allowed = key_valid[:, None, None, None, :]
+    probs = _probabilities(grouped, keys, scaling, allowed)
+    return probs.mean(dim=(1, 2))[:, 0, :]
+
+
+def mean_query_scores(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    scaling: float,
+    key_valid: torch.Tensor,
+    block_bytes: int = MEAN_RANK_BLOCK_BYTES,
+) -> torch.Tensor:
+    """Attention each key receives, averaged over every real prompt query and head (the paper's text).
+
+    Queries are processed in blocks so that no (n x n) score matrix exists at once: memory is bounded
+    by ``block_bytes`` whatever the prompt length (video prompts reach thousands of tokens).
+    queries: (B, H, n, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool.
+    """
+    batch, n_heads, n, _ = queries.shape
+    grouped = _grouped(queries, keys.shape[1])
+    rows_per_block = max(1, block_bytes // (4 * batch * n_heads * n))
+    key_index = torch.arange(n, device=queries.device)
+    totals = torch.zeros(batch, n, dtype=torch.float32, device=queries.device)
+    for start in range(0, n, rows_per_block):
+        stop = min(n, start + rows_per_block)
+        causal = key_index[None, :] <= torch.arange(start, stop, device=queries.device)[:, None]
+        allowed = causal[None, None, None] & key_valid[:, None, None, None, :]
+        probs = _probabilities(grouped[:, :, :, start:stop], keys, scaling, allowed)
+        row_weight = key_valid[:, start:stop].float()  # padding queries do not vote
+        totals += torch.einsum("bhgqk,bq->bk", probs, row_weight) / (n_heads)
+    n_queries = key_valid.sum(dim=1, keepdim=True).clamp(min=1)
+    return totals / n_queries
+
+
+def random_scores(shape: torch.Size | tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
+    """Seeded uniform scores: the random-dropping ablation (same seed, same shape, same draw)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand(shape, generator=generator).to(device)

@@ -1,0 +1,43 @@
+"""Model-family adapters, registered by ``config.model_type`` (one small module per family)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fastv.errors import UnsupportedModelError
+from fastv.families.base import Family
+from fastv.families.llava import LlavaFamily, LlavaNextFamily
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make ``family`` the adapter for each of its ``model_types`` (later registrations win)."""
+    for model_type in family.model_types:
+        _REGISTRY[model_type] = family
+    return family
+
+
+def supported_families() -> dict[str, Family]:
+    """model_type -> adapter, for every family FastV supports."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def family_for(model: nn.Module) -> Family:
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    family = _REGISTRY.get(model_type)
+    if family is None:
+        supported = ", ".join(sorted(_REGISTRY))
+        raise UnsupportedModelError(
+            f"FastV does not support {type(model).__name__} (model_type={model_type!r}). Supported model "
+            f"types: {supported}. Pass one of those models, or register an adapter with "
+            "fastv.families.register_family(...)."
+        )
+    return family
+
+
+for _family in (LlavaFamily(), LlavaNextFamily()):
+    register_family(_family)
+
+__all__ = ["Family", "family_for", "register_family", "supported_families"]

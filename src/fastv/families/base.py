@@ -1,0 +1,109 @@
+"""What FastV needs to know about a model family, behind one small adapter class.
+
+The defaults fit the transformers layout shared by most decoder VLMs (an outer model holding a
+``language_model`` decoder whose ``layers`` each have a ``self_attn`` with ``q_proj`` / ``k_proj``,
+optional ``q_norm`` / ``k_norm`` and the modeling file's ``apply_rotary_pos_emb``). A family overrides
+only what differs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from fastv.errors import FastVError, UnsupportedModelError
+
+PositionEmbeddings = tuple[torch.Tensor, torch.Tensor]
+
+
+class Family:
+    """Adapter for one model family; instances are registered by ``config.model_type``."""
+
+    name: str = ""
+    model_types: tuple[str, ...] = ()
+    model_classes: tuple[str, ...] = ()
+    # Config attributes holding the token ids whose positions are prunable (image / video tokens).
+    prunable_token_attrs: tuple[str, ...] = ("image_token_id",)
+
+    # --- where things are -------------------------------------------------------------------
+    def language_model(self, model: nn.Module) -> nn.Module:
+        """The decoder stack (a ``*Model`` with ``.layers`` and ``.config``) inside ``model``."""
+        for path in ("model.language_model", "language_model"):
+            module: object = model
+            for attr in path.split("."):
+                module = getattr(module, attr, None)
+            if isinstance(module, nn.Module) and hasattr(module, "layers"):
+                return module
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no `language_model` decoder with `.layers`; FastV's {self.name!r} "
+            "adapter expects the transformers layout. Pass the *ForConditionalGeneration model."
+        )
+
+    def decoder_layers(self, language_model: nn.Module) -> Sequence[nn.Module]:
+        return language_model.layers
+
+    def attention(self, layer: nn.Module) -> nn.Module:
+        return layer.self_attn
+
+    def text_config(self, language_model: nn.Module):
+        return language_model.config
+
+    # --- which tokens are candidates ------------------------------------------------------------
+    def prunable_token_ids(self, config) -> list[int]:
+        ids = [getattr(config, attr, None) for attr in self.prunable_token_attrs]
+        return [int(i) for i in ids if i is not None]
+
+    def prunable_mask(self, model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, n) bool: positions holding image / video tokens, read from the outer ``input_ids``."""
+        ids = torch.tensor(self.prunable_token_ids(model.config), device=input_ids.device)
+        return torch.isin(input_ids, ids)
+
+    # --- the queries and keys FastV ranks with -----------------------------------------------------
+    def rotary(self, attention: nn.Module) -> Callable:
+        module = sys.modules[type(attention).__module__]
+        rotary = getattr(module, "apply_rotary_pos_emb", None)
+        if rotary is None:
+            raise FastVError(
+                f"{type(attention).__name__} has no module-level `apply_rotary_pos_emb`; the {self.name!r} "
+                "adapter must override `rotary`."
+            )
+        return rotary
+
+    def _project(self, attention: nn.Module, hidden: torch.Tensor, proj: str, norm: str) -> torch.Tensor:
+        states = getattr(attention, proj)(hidden).view(*hidden.shape[:-1], -1, attention.head_dim)
+        if hasattr(attention, norm):
+            states = getattr(attention, norm)(states)
+        return states.transpose(1, 2)
+
+    def queries(
+        self, attention: nn.Module, hidden: torch.Tensor, position_embeddings: PositionEmbeddings
+    ) -> torch.Tensor:
+        """Rotated queries (B, H, q, d) for the normed ``hidden`` rows given (their cos/sin)."""
+        queries = self._project(attention, hidden, "q_proj", "q_norm")
+        cos, sin = position_embeddings
+        return self.rotary(attention)(queries, queries, cos, sin)[0]
+
+    def keys(self, attention: nn.Module, hidden: torch.Tensor, position_embeddings: PositionEmbeddings) -> torch.Tensor:
+        """Rotated keys (B, H_kv, n, d), as the attention layer would cache them."""
+        keys = self._project(attention, hidden, "k_proj", "k_norm")
+        cos, sin = position_embeddings
+        return self.rotary(attention)(keys, keys, cos, sin)[1]
+
+    def scaling(self, attention: nn.Module) -> float:
+        return float(attention.scaling)
+
+    # --- masks ---------------------------------------------------------------------------------
+    def sliding_window(self, layer: nn.Module, text_config) -> int | None:
+        """The window a layer attends within, or None for full attention."""
+        layer_type = getattr(layer, "attention_type", None)
+        if layer_type is None:
+            layer_type = getattr(getattr(layer, "self_attn", None), "attention_type", None)
+        window = getattr(text_config, "sliding_window", None)
+        if layer_type == "full_attention":
+            return None
+        if layer_type == "sliding_attention" or window is not None:
+            return window
+        return None

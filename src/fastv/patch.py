@@ -1,0 +1,370 @@
+"""``apply`` / ``remove``: FastV as hooks on a stock transformers model.
+
+How one prefill goes (``L`` decoder layers, pruning from layer ``k``):
+  1. A pre-hook on the outer model reads ``input_ids`` / ``attention_mask`` (the decoder only ever
+     sees embeddings) and marks image positions and padding.
+  2. A forward hook on layer ``k-1``'s attention ranks image tokens from the queries it needs and
+     the keys layer ``k-1`` just wrote to the KV cache (recomputed only when there is no cache).
+  3. Pre-hooks on layers ``k..L-1`` swap in the kept hidden states, their original positions
+     (cos/sin and position ids) and a mask sized for the shorter sequence. The decoder passes the
+     same full-length arguments to every layer, so every pruned layer needs the sliced ones.
+During cached decoding, layers ``>= k`` hold only kept tokens; their pre-hooks rebuild the mask
+for that shorter cache. Layer 0 is never pruned, so every "past length" transformers reads stays
+the full one and new tokens get their original positions.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+from fastv.config import FastVConfig
+from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep
+from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
+from fastv.errors import FastVError
+from fastv.families import Family, family_for
+
+_ATTR = "_fastv_patch"
+
+
+@dataclass
+class _Call:
+    """State of one forward call of the patched model."""
+
+    mode: str  # "prefill" | "decode"
+    input_ids: torch.Tensor | None
+    attention_mask: torch.Tensor | None
+    valid: torch.Tensor | None = None  # (B, n) real tokens
+    prunable: torch.Tensor | None = None  # (B, n) image / video tokens
+    plan: KeepPlan | None = None
+    swapped: dict[int, Any] = field(default_factory=dict)  # id(full-length arg) -> pruned version
+    masks: dict[int | None, Any] = field(default_factory=dict)  # sliding window -> mask
+
+
+@dataclass
+class _Session:
+    """A KV cache whose layers >= k hold only the tokens kept at its prefill."""
+
+    cache: weakref.ReferenceType
+    full_length: int
+    plan: KeepPlan
+
+
+class _Patch:
+    """Everything ``apply`` attached to one model, so ``remove`` can take it all back."""
+
+    def __init__(self, model: nn.Module, config: FastVConfig, family: Family) -> None:
+        self.config = config
+        self.family = family
+        self.model_ref = weakref.ref(model)
+        self.language_model = family.language_model(model)
+        self.text_config = family.text_config(self.language_model)
+        self.layers = family.decoder_layers(self.language_model)
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.call: _Call | None = None
+        self.session: _Session | None = None
+        self.last_keep: list[torch.Tensor] | None = None
+
+    # --- hooks -----------------------------------------------------------------------------------
+    def install(self, model: nn.Module) -> None:
+        k = self.config.k
+        self.handles.append(model.register_forward_pre_hook(self._begin_call, with_kwargs=True))
+        self.handles.append(model.register_forward_hook(self._end_call, always_call=True))
+        rank_attention = self.family.attention(self.layers[k - 1])
+        self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
+        for layer_idx in range(k, len(self.layers)):
+            layer = self.layers[layer_idx]
+            hook = _PrunedLayerHook(self, layer_idx, self.family.sliding_window(layer, self.text_config))
+            self.handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def uninstall(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        self.call = self.session = None
+
+    def _begin_call(self, model: nn.Module, args: tuple, kwargs: dict) -> None:
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        attention_mask = kwargs.get("attention_mask")
+        cache = kwargs.get("past_key_values")
+        _reject_static_cache(cache)
+        past = cache.get_seq_length() if cache is not None else 0
+        if past == 0:
+            self.call = _Call("prefill", input_ids, attention_mask)
+            self._plan_inputs(model)
+            return
+        q_len = input_ids.shape[1] if input_ids is not None else kwargs["inputs_embeds"].shape[1]
+        if q_len != 1:
+            raise FastVError(
+                f"FastV got {q_len} new tokens onto a KV cache already holding {past}: chunked prefill, a second "
+                "prefill onto a pruned cache and assisted/speculative decoding cannot be made correct, because "
+                "the pruned layers' cache no longer matches. Start a new cache (past_key_values=None) per prompt, "
+                "or call fastv.remove(model) first."
+            )
+        self.call = _Call("decode", input_ids, attention_mask)
+
+    def _end_call(self, *_: Any) -> None:
+        self.call = None
+
+    def _plan_inputs(self, model: nn.Module) -> None:
+        call = self.call
+        if call.input_ids is None:
+            raise FastVError(
+                "FastV needs `input_ids` at prefill to find the image tokens (the decoder only sees embeddings). "
+                "Pass input_ids (with pixel values) instead of inputs_embeds."
+            )
+        ids = call.input_ids
+        valid = torch.ones_like(ids, dtype=torch.bool) if call.attention_mask is None else call.attention_mask.bool()
+        if valid.shape != ids.shape:
+            raise FastVError(f"attention_mask {tuple(valid.shape)} does not match input_ids {tuple(ids.shape)}.")
+        if not bool(valid[:, -1].all()):
+            raise FastVError(
+                "FastV needs left padding: the last position of every sample must be a real token (it ranks the "
+                "image tokens by that token's attention). Set tokenizer.padding_side = 'left' (or "
+                "processor.tokenizer.padding_side = 'left')."
+            )
+        prunable = self.family.prunable_mask(model, ids) & valid
+        if not bool(prunable.any()):
+            raise FastVError(
+                f"No image tokens found in input_ids (looked for token ids "
+                f"{self.family.prunable_token_ids(model.config)}); FastV has nothing to prune. Pass a prompt "
+                "built by the model's processor with an image, or call fastv.remove(model) for text-only use."
+            )
+        call.valid, call.prunable = valid, prunable
+
+    def _rank(self, attention: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        call = self.call
+        if call is None:
+            raise _bypass_error(self)
+        if call.mode != "prefill":
+            return
+        valid, prunable = call.valid, call.prunable
+        n_drop = [self.config.n_dropped(int(count)) for count in prunable.sum(dim=1)]
+        if any(n_drop):
+            call.plan = plan_keep(self._scores(attention, kwargs, valid), prunable, valid, n_drop)
+            kept = [call.plan.kept(b) for b in range(len(valid))]
+        else:  # nothing to drop: leave the computation untouched (bit-identical to the unpatched model)
+            call.plan = None
+            kept = [row.nonzero().squeeze(1) for row in valid]
+        pads = (~valid).sum(dim=1)
+        self.last_keep = [positions - pads[b] for b, positions in enumerate(kept)]
+
+    def _scores(self, attention: nn.Module, kwargs: dict, valid: torch.Tensor) -> torch.Tensor:
+        if self.config.rank == "random":
+            return random_scores(valid.shape, self.config.seed, valid.device)
+        hidden = kwargs["hidden_states"]
+        position_embeddings = kwargs["position_embeddings"]
+        family = self.family
+        keys = _cached_keys(kwargs.get("past_key_values"), self.config.k - 1, hidden.shape[1])
+        if keys is None:
+            keys = family.keys(attention, hidden, position_embeddings)
+        scaling = family.scaling(attention)
+        if self.config.rank == "last_token":
+            cos, sin = position_embeddings
+            query = family.queries(attention, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]))
+            return last_token_scores(query, keys, scaling, valid)
+        queries = family.queries(attention, hidden, position_embeddings)
+        return mean_query_scores(queries, keys, scaling, valid)
+
+
+class _PrunedLayerHook:
+    """Pre-hook of a layer >= k: feed it the kept tokens, their positions and a matching mask."""
+
+    def __init__(self, patch: _Patch, layer_idx: int, sliding_window: int | None) -> None:
+        self.patch = patch
+        self.layer_idx = layer_idx
+        self.sliding_window = sliding_window
+
+    def __call__(self, layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        patch, call = self.patch, self.patch.call
+        if call is None:
+            raise _bypass_error(patch)
+        hidden = args[0] if args else kwargs["hidden_states"]
+        cache = kwargs.get("past_key_values")
+        if call.mode == "prefill":
+            plan = call.plan
+            if self.layer_idx == patch.config.k:
+                pruned_cache = cache is not None and plan is not None
+                patch.session = _Session(weakref.ref(cache), hidden.shape[1], plan) if pruned_cache else None
+                if plan is not None:
+                    hidden = gather_sequence(hidden, plan.indices, seq_dim=1)
+            if plan is None:
+                return None
+            self._swap_positions(call, kwargs, plan)
+            mask_2d = plan.valid
+        else:
+            session = patch.session
+            if session is None or session.cache() is not cache:
+                _check_unpruned(cache)
+                return None
+            mask_2d = self._decode_mask(call, session, cache)
+        kwargs["attention_mask"] = self._mask(call, hidden, mask_2d, cache)
+        args = (hidden, *args[1:]) if args else ()
+        if not args:
+            kwargs["hidden_states"] = hidden
+        return args, kwargs
+
+    def _swap_positions(self, call: _Call, kwargs: dict, plan: KeepPlan) -> None:
+        """Replace full-length cos/sin and position ids by their kept rows (original positions)."""
+        embeddings = kwargs.get("position_embeddings")
+        if embeddings is not None:
+            key = id(embeddings[0])
+            if key not in call.swapped:
+                call.swapped[key] = tuple(gather_sequence(t, plan.indices, seq_dim=-2) for t in embeddings)
+            kwargs["position_embeddings"] = call.swapped[key]
+        position_ids = kwargs.get("position_ids")
+        if position_ids is not None:
+            key = id(position_ids)
+            if key not in call.swapped:
+                call.swapped[key] = gather_positions(position_ids, plan.indices)
+            kwargs["position_ids"] = call.swapped[key]
+
+    def _decode_mask(self, call: _Call, session: _Session, cache) -> torch.Tensor:
+        """2-D mask over the pruned cache plus every token added since the prefill."""
+        layer_length = cache.layers[self.layer_idx].get_seq_length()
+        added = layer_length - session.plan.length  # decoded tokens already cached in this layer
+        full = cache.layers[0].get_seq_length()  # layer 0 has already appended this step's token
+        if added < 0 or full - session.full_length != added + 1:
+            raise FastVError(
+                f"Layer {self.layer_idx}'s KV cache holds {layer_length} tokens, inconsistent with the pruned "
+                "prefill FastV recorded. Was the cache edited (cropped, reordered for beam search, reused)? "
+                "Start a new cache per prompt."
+            )
+        batch = session.plan.valid.shape[0]
+        if call.attention_mask is None:
+            tail = torch.ones(batch, added + 1, dtype=torch.bool, device=session.plan.valid.device)
+        else:
+            tail = call.attention_mask[:, session.full_length :].bool()
+        return torch.cat([session.plan.valid, tail], dim=1)
+
+    def _mask(self, call: _Call, hidden: torch.Tensor, mask_2d: torch.Tensor, cache) -> Any:
+        if self.sliding_window not in call.masks:
+            config = self.patch.text_config
+            if self.sliding_window is None:
+                builder = create_causal_mask
+            else:
+                builder = create_sliding_window_causal_mask
+                if mask_2d.shape[1] > self.sliding_window:
+                    raise FastVError(
+                        f"Layer {self.layer_idx} attends within a sliding window of {self.sliding_window} "
+                        f"tokens and the pruned sequence has {mask_2d.shape[1]}: window semantics over "
+                        "pruned sequences are not supported. Use a shorter prompt."
+                    )
+            call.masks[self.sliding_window] = builder(
+                config=config,
+                inputs_embeds=hidden,
+                attention_mask=mask_2d,
+                past_key_values=cache,
+                position_ids=None,  # gapped kept positions would read as packed sequences
+                layer_idx=self.layer_idx,
+            )
+        return call.masks[self.sliding_window]
+
+
+def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:
+    """Layer ``layer_idx``'s keys from a fresh cache, if it holds exactly this prompt's."""
+    if cache is None or layer_idx >= len(getattr(cache, "layers", ())):
+        return None
+    layer = cache.layers[layer_idx]
+    if layer.get_seq_length() != length or getattr(layer, "keys", None) is None:
+        return None
+    return layer.keys if layer.keys.shape[-2] == length else None
+
+
+def _reject_static_cache(cache) -> None:
+    if cache is not None and getattr(cache, "is_compileable", False):
+        raise FastVError(
+            f"FastV cannot prune into a {type(cache).__name__}: static (compileable) caches give every layer the "
+            "same fixed length, so pruned layers would attend to unwritten slots. Use the default DynamicCache "
+            "(do not pass cache_implementation='static' to generate)."
+        )
+
+
+def _check_unpruned(cache) -> None:
+    """A cache FastV did not prune is fine only if every layer holds the same tokens."""
+    if cache is None:
+        return
+    lengths = {layer.get_seq_length() for layer in cache.layers}
+    if len(lengths) > 1:
+        raise FastVError(
+            "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
+            "continued here. Start a new cache per prompt."
+        )
+
+
+def _bypass_error(patch: _Patch) -> FastVError:
+    model = patch.model_ref()
+    name = type(model).__name__ if model is not None else "the patched model"
+    return FastVError(
+        f"FastV is applied to {name}; call that model (its forward or generate), not its language model directly, "
+        "so FastV can see input_ids."
+    )
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
+def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
+    """Patch ``model`` in place so its forward / generate run FastV(config); returns ``model``.
+
+    Applying to an already patched model raises: call ``remove`` first to change the setting.
+    """
+    config = config or FastVConfig()
+    if not isinstance(config, FastVConfig):
+        raise TypeError(f"config must be a fastv.FastVConfig, got {type(config).__name__}.")
+    if is_applied(model):
+        raise FastVError(
+            f"FastV is already applied to this model ({get_config(model).describe()}). Call fastv.remove(model) "
+            "before applying a new setting."
+        )
+    family = family_for(model)
+    patch = _Patch(model, config, family)
+    n_layers = len(patch.layers)
+    if config.k >= n_layers:
+        raise FastVError(
+            f"FastVConfig.k={config.k} is out of range for a decoder of {n_layers} layers: k must be in "
+            f"[1, {n_layers - 1}] so that at least one layer runs on the pruned sequence."
+        )
+    patch.install(model)
+    setattr(model, _ATTR, patch)
+    return model
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Undo ``apply``: every hook goes, and outputs are again those of the unpatched model."""
+    patch = getattr(model, _ATTR, None)
+    if patch is None:
+        raise FastVError("FastV is not applied to this model; nothing to remove.")
+    patch.uninstall()
+    delattr(model, _ATTR)
+    return model
+
+
+def is_applied(model: nn.Module) -> bool:
+    return getattr(model, _ATTR, None) is not None
+
+
+def get_config(model: nn.Module) -> FastVConfig:
+    patch = getattr(model, _ATTR, None)
+    if patch is None:
+        raise FastVError("FastV is not applied to this model.")
+    return patch.config
+
+
+def last_keep(model: nn.Module) -> list[torch.Tensor]:
+    """Per sample of the last prefill, the sorted prompt positions kept at layer k.
+
+    Positions index the sample's own tokens with its left padding removed, so a sample gives the same
+    positions alone or in a padded batch.
+    """
+    patch = getattr(model, _ATTR, None)
+    if patch is None:
+        raise FastVError("FastV is not applied to this model; call fastv.apply(model, config) first.")
+    if patch.last_keep is None:
+        raise FastVError("No prefill has run since fastv.apply; call the model or generate first.")
+    return [positions.clone() for positions in patch.last_keep]

@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny random-weight VLMs of each family, built from configs (no hub access)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.tiny_models import TinyVLM, tiny_llava, tiny_llava_next  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(params=["sdpa", "eager"])
+def llava(request) -> TinyVLM:
+    return tiny_llava(attn_implementation=request.param)
+
+
+@pytest.fixture
+def llava_next() -> TinyVLM:
+    return tiny_llava_next()

@@ -1,0 +1,124 @@
+"""Tiny VLMs of each supported family plus prompt builders, for tests (random weights, CPU, fp32)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+)
+
+IMAGE_TOKEN = 120
+PAD_TOKEN = 0
+VOCAB = 128
+
+
+@dataclass
+class TinyVLM:
+    model: torch.nn.Module
+    image_tokens: int  # per image for fixed-grid families
+    image_size: int
+
+    def pixel_values(self, n_images: int, seed: int = 0) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(n_images, 3, self.image_size, self.image_size, generator=generator)
+
+
+def text_config(layers: int = 4, hidden: int = 64, heads: int = 4, kv_heads: int = 2) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=1024,
+        pad_token_id=PAD_TOKEN,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+
+
+def vision_config(image_size: int = 16, patch_size: int = 4) -> CLIPVisionConfig:
+    return CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=32,
+    )
+
+
+def _finish(model: torch.nn.Module, attn_implementation: str, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model.apply(_scaled_init)
+    model.set_attn_implementation(attn_implementation)
+    return model.eval()
+
+
+def _scaled_init(module: torch.nn.Module) -> None:
+    # Larger-than-default weights make attention peaked, so rankings are decisive and errors visible.
+    if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+        torch.nn.init.normal_(module.weight, std=0.2)
+        if getattr(module, "bias", None) is not None:
+            torch.nn.init.zeros_(module.bias)
+
+
+def tiny_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    config = LlavaConfig(
+        vision_config=vision_config(),
+        text_config=text_config(layers=layers),
+        image_token_id=IMAGE_TOKEN,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
+    model = LlavaForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=16, image_size=16)
+
+
+def tiny_llava_next(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    config = LlavaNextConfig(
+        vision_config=vision_config(),
+        text_config=text_config(layers=layers),
+        image_token_id=IMAGE_TOKEN,
+        image_grid_pinpoints=[[16, 32], [32, 16], [32, 32]],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
+    model = LlavaNextForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=16, image_size=16)
+
+
+def prompt_ids(n_before: int, image_token_counts: list[int], n_after: int, seed: int = 0) -> torch.Tensor:
+    """One prompt: text, then each image's placeholder tokens separated by a text token, then text."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def text(n: int) -> list[int]:
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+    ids = text(n_before)
+    for count in image_token_counts:
+        ids += [IMAGE_TOKEN] * count + text(1)
+    ids += text(n_after)
+    return torch.tensor(ids)
+
+
+def left_pad(prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded (input_ids, attention_mask) for a list of 1-D prompts."""
+    width = max(p.numel() for p in prompts)
+    ids = torch.full((len(prompts), width), PAD_TOKEN, dtype=torch.long)
+    mask = torch.zeros(len(prompts), width, dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - prompt.numel() :] = prompt
+        mask[row, width - prompt.numel() :] = 1
+    return ids, mask
