@@ -7,10 +7,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from tests.tiny_models import TinyVLM, tiny_llava, tiny_llava_next  # noqa: E402
+from tests.tiny_models import TinyVLM, tiny_llava, tiny_llava_next
 
 
 @pytest.fixture(autouse=True)

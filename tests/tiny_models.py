@@ -122,3 +122,16 @@ def left_pad(prompts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         ids[row, width - prompt.numel() :] = prompt
         mask[row, width - prompt.numel() :] = 1
     return ids, mask
+
+
+def llava_next_image(vlm: TinyVLM, size: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Pixel tiles (n_tiles, 3, s, s) for an image of ``size`` (h, w) and the image-token count anyres gives it."""
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    model = vlm.model
+    n_tiles = image_size_to_num_patches(list(size), model.config.image_grid_pinpoints, vlm.image_size)
+    generator = torch.Generator().manual_seed(seed)
+    tiles = torch.randn(n_tiles, 3, vlm.image_size, vlm.image_size, generator=generator)
+    with torch.no_grad():
+        features = model.model.get_image_features(pixel_values=tiles[None], image_sizes=torch.tensor([size]))
+    return tiles, int(features.pooler_output[0].shape[0])

@@ -129,6 +129,7 @@ class _Patch:
                 "processor.tokenizer.padding_side = 'left')."
             )
         prunable = self.family.prunable_mask(model, ids) & valid
+        prunable[:, -1] = False  # the last token is the ranking query and yields the next-token logits
         if not bool(prunable.any()):
             raise FastVError(
                 f"No image tokens found in input_ids (looked for token ids "
@@ -200,7 +201,7 @@ class _PrunedLayerHook:
         else:
             session = patch.session
             if session is None or session.cache() is not cache:
-                _check_unpruned(cache)
+                _check_unpruned(cache, self.layer_idx)
                 return None
             mask_2d = self._decode_mask(call, session, cache)
         kwargs["attention_mask"] = self._mask(call, hidden, mask_2d, cache)
@@ -285,12 +286,12 @@ def _reject_static_cache(cache) -> None:
         )
 
 
-def _check_unpruned(cache) -> None:
-    """A cache FastV did not prune is fine only if every layer holds the same tokens."""
-    if cache is None:
-        return
-    lengths = {layer.get_seq_length() for layer in cache.layers}
-    if len(lengths) > 1:
+def _check_unpruned(cache, layer_idx: int) -> None:
+    """Decoding onto a cache FastV did not prune is fine only if this layer holds as many tokens as layer 0.
+
+    (Layer 0 has already appended this step's token, hence the +1.)
+    """
+    if cache is not None and cache.layers[layer_idx].get_seq_length() + 1 != cache.layers[0].get_seq_length():
         raise FastVError(
             "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
             "continued here. Start a new cache per prompt."

@@ -1,0 +1,68 @@
+"""Ranking scores computed from queries/keys equal full softmax attention maps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
+
+
+def _full_attention(queries, keys, scaling, valid):
+    """(B, n, n) head-averaged causal attention with repeated GQA keys: the plain definition."""
+    groups = queries.shape[1] // keys.shape[1]
+    keys = keys.repeat_interleave(groups, dim=1)
+    logits = queries @ keys.transpose(-1, -2) * scaling
+    n = queries.shape[2]
+    allowed = torch.ones(n, n, dtype=torch.bool).tril()[None, None] & valid[:, None, None, :]
+    logits = logits.masked_fill(~allowed, float("-inf"))
+    return logits.softmax(-1).nan_to_num(0.0).mean(dim=1)
+
+
+@pytest.fixture
+def qkv():
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.randn(2, 8, 30, 16, generator=generator)
+    keys = torch.randn(2, 2, 30, 16, generator=generator)
+    valid = torch.ones(2, 30, dtype=torch.bool)
+    valid[1, :7] = False  # left padding on sample 1
+    return queries, keys, valid
+
+
+def test_last_token_scores_equal_the_last_row_of_full_attention(qkv):
+    queries, keys, valid = qkv
+    expected = _full_attention(queries, keys, 0.25, valid)[:, -1]
+    got = last_token_scores(queries[:, :, -1:], keys, 0.25, valid)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.all(got[1, :7] == 0)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 4 * 2 * 8 * 30 * 7, 2**30])
+def test_mean_scores_equal_full_attention_mean_in_any_block_size(qkv, block_bytes):
+    queries, keys, valid = qkv
+    full = _full_attention(queries, keys, 0.25, valid)
+    expected = (full * valid[:, :, None]).sum(dim=1) / valid.sum(dim=1, keepdim=True)
+    got = mean_query_scores(queries, keys, 0.25, valid, block_bytes=block_bytes)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_mean_scores_never_hold_more_than_one_block(qkv, monkeypatch):
+    queries, keys, valid = qkv
+    seen = []
+    original = torch.Tensor.softmax
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.numel() * 4)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "softmax", spy)
+    budget = 4 * 2 * 8 * 30 * 5  # five query rows per block
+    mean_query_scores(queries, keys, 0.25, valid, block_bytes=budget)
+    assert seen and max(seen) <= budget
+    assert len(seen) == 6
+
+
+def test_random_scores_are_seeded():
+    a = random_scores((2, 10), seed=5, device=torch.device("cpu"))
+    assert torch.equal(a, random_scores((2, 10), seed=5, device=torch.device("cpu")))
+    assert not torch.equal(a, random_scores((2, 10), seed=6, device=torch.device("cpu")))

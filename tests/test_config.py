@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fastv import FastVConfig
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, r"k=0 is out of range: k must be >= 1"),
+        ({"k": -2}, r"k=-2 is out of range"),
+        ({"ratio": 1.0}, r"ratio=1.0 is outside \[0, 1\)"),
+        ({"ratio": -0.1}, r"ratio=-0.1 is outside \[0, 1\)"),
+        ({"ratio": math.nan}, r"ratio=nan is outside \[0, 1\)"),
+        ({"keep": -1}, r"keep=-1 must be a non-negative int"),
+        ({"rank": "top"}, r"rank='top' is unknown; choose one of last_token, mean, random"),
+    ],
+)
+def test_invalid_settings_name_the_field_and_the_fix(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FastVConfig(**kwargs)
+
+
+def test_k_must_be_an_int():
+    with pytest.raises(TypeError, match="k must be an int"):
+        FastVConfig(k=2.0)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "n_img", "dropped"), [(0.5, 576, 288), (0.75, 576, 432), (0.29, 100, 29), (0.5, 5, 2), (0.0, 9, 0)]
+)
+def test_ratio_drops_floor_of_ratio_times_image_tokens(ratio, n_img, dropped):
+    assert FastVConfig(ratio=ratio).n_dropped(n_img) == dropped
+
+
+def test_keep_overrides_ratio_and_caps_at_the_image_count():
+    config = FastVConfig(ratio=0.9, keep=64)
+    assert config.n_dropped(576) == 512
+    assert config.n_dropped(40) == 0
+    assert config.describe() == "FastV(k=2, keep=64, rank=last_token)"
