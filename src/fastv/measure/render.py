@@ -73,3 +73,86 @@ def presets_table(presets: Iterable[Preset]) -> Table:
             p.notes,
         )
     return table
+
+
+def _x(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}x"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.1f}"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def bench_tables(result: Any) -> list[Table]:
+    """Two tables (prefill and memory; decode and generate): medians over repeats, (min) in brackets,
+    speedups = medians of per-repeat paired baseline/FastV ratios."""
+    b = result.batch_size
+    head = f"{result.description}; prompt {'+'.join(map(str, result.layout))} x batch {b}; {result.device}"
+    rows = [(v, v.to_dict(b, result.short_tokens, result.long_tokens)) for v in result.variants]
+    pre = Table(
+        title=f"Prefill: {head}",
+        caption=f"median of {result.repeats} interleaved repeats (min); speedup = median of paired baseline/FastV "
+        "ratios; predicted = 1 / exact-FLOPs ratio (vision included).",
+    )
+    for col in (
+        "setting",
+        "n→n_hat",
+        "prefill s",
+        "speedup",
+        "FLOPs-predicted",
+        "meas/pred",
+        "tok/s",
+        "rank % prefill",
+        "peak Δ MiB",
+        "KV MiB (=formula)",
+    ):
+        pre.add_column(col, justify="right", no_wrap=True)
+    for v, d in rows:
+        speed, pred = d["prefill_s_speedup"], v.predicted_prefill_speedup
+        share = d["rank_share_of_prefill"]
+        match = "✓" if d["kv_cache_matches_formula"] else f"✗ {v.kv_bytes_formula / 2**20:.1f}"
+        pre.add_row(
+            v.label,
+            f"{v.n}→{v.n_hat}",
+            f"{_s(d['prefill_s_median'])} ({_s(d['prefill_s_min'])})",
+            _x(speed),
+            _x(pred),
+            "-" if speed is None or v.fastv is None else f"{speed / pred:.2f}",
+            "-" if d["prefill_tokens_per_s"] is None else f"{d['prefill_tokens_per_s']:.0f}",
+            "-" if share is None else f"{100 * share:.2f}%",
+            "-" if d["peak_delta_bytes_median"] is None else f"{d['peak_delta_bytes_median'] / 2**20:.0f}",
+            f"{v.kv_bytes_measured / 2**20:.1f} {match}",
+        )
+    dec = Table(
+        title=f"Decode and generate: {head}",
+        caption=f"decode = median of {result.decode_steps} single-token steps after the prefill; bytes-predicted = "
+        "(weights + KV cache) read per step, baseline / FastV; gen N = generate() wall time for N new tokens.",
+    )
+    for col in (
+        "setting",
+        "decode ms/tok",
+        "speedup",
+        "bytes-predicted",
+        "tok/s",
+        f"gen {result.short_tokens} s",
+        f"gen {result.long_tokens} s",
+        f"gen {result.long_tokens} tok/s",
+    ):
+        dec.add_column(col, justify="right", no_wrap=True)
+    for v, d in rows:
+        short, long_ = d["gen_short_s_median"], d["gen_long_s_median"]
+        dec.add_row(
+            v.label,
+            f"{_ms(d['decode_token_s_median'])} ({_ms(d['decode_token_s_min'])})",
+            _x(d["decode_token_s_speedup"]),
+            _x(v.predicted_decode_speedup_bytes),
+            "-" if d["decode_tokens_per_s"] is None else f"{d['decode_tokens_per_s']:.1f}",
+            _s(short) + ("" if v.fastv is None or short is None else f" ({_x(d['gen_short_s_speedup'])})"),
+            _s(long_) + ("" if v.fastv is None or long_ is None else f" ({_x(d['gen_long_s_speedup'])})"),
+            "-" if d["gen_long_tokens_per_s"] is None else f"{d['gen_long_tokens_per_s']:.1f}",
+        )
+    return [pre, dec]
