@@ -1,0 +1,149 @@
+"""Token -> image-region mapping: a red marker planted in the image must land in the boxes the layout gives.
+
+The processor's real pixel tiles give each vision patch a "redness"; the model's own packing code
+(LLaVA-NeXT's ``pack_image_features``) turns per-tile patches into the decoder's token order. Tokens
+that see red must be exactly those whose layout box overlaps the marker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+from fastv.families.layout import LayoutRequest, assign_positions, layouts, qwen2_vl_layout
+from tests.tiny_models import IMAGE_TOKEN, tiny_llava, tiny_llava_next
+
+PATCH = 4  # tiny models: 16x16 tiles, 4x4-pixel patches
+
+
+def _marked_image(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
+    h, w = size
+    pixels = np.full((h, w, 3), 40, dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    pixels[y0:y1, x0:x1] = (255, 0, 0)
+    return Image.fromarray(pixels)
+
+
+def _patch_redness(tiles: torch.Tensor) -> torch.Tensor:
+    """(tiles, patches, 1): how red each vision patch is, in the vision tower's row-major patch order."""
+    red = tiles[:, 0] - tiles[:, 1]  # normalised, but red minus green still peaks on the marker
+    pooled = torch.nn.functional.avg_pool2d(red[:, None], PATCH)[:, 0]
+    return pooled.flatten(1)[..., None]
+
+
+def _overlaps(a, b, margin: float = 0.0) -> bool:
+    return a[0] < b[2] - margin and b[0] < a[2] - margin and a[1] < b[3] - margin and b[1] < a[3] - margin
+
+
+def _check_view(view, redness: torch.Tensor, marker) -> None:
+    peak = redness[list(view.tokens)].max()
+    red = {t for t in view.tokens if redness[t] > 0.5 * peak}
+    assert red, view.label
+    # every token that sees the marker has a box overlapping it (a patch straddling the edge may be faint)
+    for token, box in zip(view.tokens, view.boxes, strict=True):
+        if token in red:
+            assert _overlaps(box, marker), (view.label, token, box)
+    # every token whose box lies well inside the marker sees red
+    for token, box in zip(view.tokens, view.boxes, strict=True):
+        inside = box[0] >= marker[0] and box[1] >= marker[1] and box[2] <= marker[2] and box[3] <= marker[3]
+        if inside:
+            assert token in red, (view.label, token, box)
+
+
+def test_llava_marker_lands_in_its_patch():
+    vlm = tiny_llava(layers=1)
+    processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
+    size, marker = (32, 48), (12, 8, 24, 16)  # a stretch: 48x32 -> 16x16, marker covers patch cols 1, rows 1
+    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    assert layout.n_tokens == vlm.image_tokens
+    redness = _patch_redness(pixels)[0, :, 0]
+    (view,) = layout.views
+    _check_view(view, redness, marker)
+    assert view.boxes[5] == (12.0, 8.0, 24.0, 16.0)  # row 1, col 1 of a 4x4 grid over 48x32
+
+
+def test_llava_center_crop_geometry():
+    vlm = tiny_llava(layers=1)
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    size, marker = (32, 64), (24, 8, 32, 16)  # 64x32 -> 32x16 -> crop cols 8..24 of the resized image
+    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
+    assert layout.views[0].boxes[0] == (16.0, 0.0, 24.0, 8.0)
+
+
+@pytest.mark.parametrize(
+    ("size", "marker"),
+    [
+        ((20, 44), (24, 4, 32, 12)),  # wide: canvas 16x32, padded rows removed by unpadding
+        ((44, 20), (4, 28, 12, 36)),  # tall: padded columns removed
+        ((32, 32), (8, 20, 16, 28)),  # square: 2x2 tiles, no unpadding
+    ],
+)
+def test_llava_next_marker_lands_in_its_tokens(size, marker):
+    vlm = tiny_llava_next(layers=1)
+    config = vlm.model.config
+    processor = LlavaNextImageProcessorPil(
+        size={"height": 16, "width": 16},
+        crop_size={"height": 16, "width": 16},
+        image_grid_pinpoints=config.image_grid_pinpoints,
+        do_center_crop=False,
+    )
+    batch = processor(_marked_image(size, marker), return_tensors="pt")
+    tiles, image_sizes = batch["pixel_values"][0], batch["image_sizes"]
+    features = _patch_redness(tiles)
+    packed, lens = vlm.model.model.pack_image_features(
+        [features], image_sizes, "default", image_newline=torch.tensor([-100.0])
+    )
+    redness = packed[0][:, 0]
+    (layout,) = layouts(LayoutRequest(config, [size], processor))
+    assert layout.n_tokens == int(lens[0])
+    assert all(redness[t] == -100.0 for t in layout.unplaced)  # the newline tokens
+    base, high = layout.views
+    assert len(layout.unplaced) + len(base.tokens) + len(high.tokens) == layout.n_tokens
+    _check_view(base, redness, marker)
+    _check_view(high, redness, marker)
+
+
+def test_llava_next_unpadded_boxes_cover_the_image():
+    vlm = tiny_llava_next(layers=1)
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [(20, 44)]))
+    high = layout.views[1]
+    xs = [b[0] for b in high.boxes] + [b[2] for b in high.boxes]
+    ys = [b[1] for b in high.boxes] + [b[3] for b in high.boxes]
+    # canvas 16x32 (4x8 tokens), image fitted as 15x32 -> unpadding keeps all 4 rows here
+    assert min(xs) == pytest.approx(0.0) and max(xs) == pytest.approx(44.0)
+    assert min(ys) > -44 / 32 * 4 and max(ys) < 20 + 44 / 32 * 4
+    assert len(high.tokens) + 4 == layout.n_tokens - 16  # 4 rows -> 4 newline tokens
+
+
+def test_assign_positions_splits_images_in_order():
+    vlm = tiny_llava(layers=1)
+    lays = layouts(LayoutRequest(vlm.model.config, [(16, 16), (16, 16)]))
+    ids = torch.tensor([5] + [IMAGE_TOKEN] * 16 + [7] + [IMAGE_TOKEN] * 16 + [9])
+    first, second = assign_positions(lays, ids, vlm.model.config)
+    assert first.tolist() == list(range(1, 17)) and second.tolist() == list(range(18, 34))
+    with pytest.raises(Exception, match="layout expects"):
+        assign_positions(lays, ids[:20], vlm.model.config)
+
+
+def test_qwen2_vl_merged_grid_and_frames():
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(
+        model_type="qwen2_vl", vision_config=SimpleNamespace(spatial_merge_size=2, temporal_patch_size=2)
+    )
+    request = LayoutRequest(
+        config,
+        [(56, 112)],
+        inputs={"image_grid_thw": torch.tensor([[1, 4, 8]]), "video_grid_thw": torch.tensor([[2, 2, 2]])},
+        video_sizes=[(28, 28)],
+    )
+    image, video = qwen2_vl_layout(request)
+    assert image.n_tokens == 8 and image.views[0].boxes[5] == (28.0, 28.0, 56.0, 56.0)
+    assert video.n_tokens == 2 and [v.frame for v in video.views] == [0, 2] and video.n_frames == 4
