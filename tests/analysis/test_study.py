@@ -1,0 +1,101 @@
+"""The attention study: class shares sum to 1, and equal the numbers eager ``output_attentions`` gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastv.analysis import CLASSES, analyze, token_classes
+from fastv.analysis.attention import pool_index
+from tests.tiny_models import IMAGE_TOKEN, prompt_ids, tiny_llava, tiny_llava_next
+
+
+def _inputs(vlm, n_before=3, n_after=4, images=1, seed=0):
+    ids = prompt_ids(n_before, [vlm.image_tokens] * images, n_after, seed=seed)[None]
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": vlm.pixel_values(images, seed)}
+
+
+def _reference(model, full, classes, queries, layer_maps=()):
+    """Shares and pooled maps from eager attention weights (what the paper's code reads)."""
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        attentions = model(**full, output_attentions=True, use_cache=False).attentions
+    one_hot = torch.nn.functional.one_hot(classes, len(CLASSES)).double()
+    shares = torch.stack([a[0].double().mean(0)[queries] @ one_hot for a in attentions])
+    return shares, [attentions[i][0].double().mean(0) for i in layer_maps]
+
+
+@pytest.mark.parametrize("queries", ["output", "last", "all"])
+def test_shares_sum_to_one_and_match_eager(queries):
+    vlm = tiny_llava()  # sdpa: the study never asks the backend for weights
+    inputs = _inputs(vlm)
+    result = analyze(vlm.model, inputs, max_new_tokens=4, queries=queries, map_layers=(1,), map_bins=8)
+    assert result.shares.shape == (4, len(result.query_positions), len(CLASSES))
+    assert torch.allclose(result.shares.sum(-1), torch.ones(()).double(), atol=1e-5)
+    full = dict(inputs, input_ids=torch.tensor([inputs["input_ids"][0].tolist() + result.output_ids]))
+    full["attention_mask"] = torch.ones_like(full["input_ids"])
+    expected, (attn_map,) = _reference(vlm.model, full, result.classes, result.query_positions, (1,))
+    assert torch.allclose(result.shares, expected, atol=1e-5)
+    n = attn_map.shape[0]
+    index = pool_index(n, 8)
+    one_hot = torch.nn.functional.one_hot(index, 8).double()
+    pooled = one_hot.T @ attn_map @ one_hot / torch.outer(one_hot.sum(0), one_hot.sum(0))
+    assert torch.allclose(result.maps[1], pooled, atol=1e-6)
+
+
+def test_allocation_and_efficiency_definitions():
+    vlm = tiny_llava(attn_implementation="eager")
+    result = analyze(vlm.model, _inputs(vlm, images=2), max_new_tokens=3)
+    counts = result.counts
+    assert counts.tolist() == [3, 32, 1 + 1 + 4, len(result.output_ids)]  # a text token follows each image
+    assert torch.allclose(result.allocation, result.shares.mean(1))
+    assert torch.allclose(result.efficiency, result.allocation / counts)
+    assert torch.allclose(result.allocation.sum(-1), torch.ones(4).double(), atol=1e-5)
+
+
+def test_llava_next_with_unpadding_matches_eager():
+    from tests.tiny_models import llava_next_image
+
+    vlm = tiny_llava_next()
+    tiles, count = llava_next_image(vlm, (20, 44))
+    ids = prompt_ids(2, [count], 3)[None]
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "pixel_values": tiles[None],
+        "image_sizes": torch.tensor([[20, 44]]),
+    }
+    result = analyze(vlm.model, inputs, max_new_tokens=2)
+    full = dict(inputs, input_ids=torch.tensor([ids[0].tolist() + result.output_ids]))
+    full["attention_mask"] = torch.ones_like(full["input_ids"])
+    expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
+    assert torch.allclose(result.shares, expected, atol=1e-5)
+
+
+def test_token_classes():
+    prunable = torch.tensor([0, 0, 1, 1, 0, 1, 0, 0, 0], dtype=torch.bool)
+    assert token_classes(prunable, 7).tolist() == [0, 0, 1, 1, 2, 1, 2, 3, 3]
+    with pytest.raises(Exception, match="no image"):
+        token_classes(torch.zeros(4, dtype=torch.bool), 4)
+
+
+def test_output_queries_need_generated_tokens():
+    vlm = tiny_llava(layers=2)
+    with pytest.raises(Exception, match="needs generated tokens"):
+        analyze(vlm.model, _inputs(vlm), max_new_tokens=0)
+    assert analyze(vlm.model, _inputs(vlm), max_new_tokens=0, queries="last").shares.shape == (2, 1, 4)
+
+
+def test_image_token_is_the_image_class():
+    vlm = tiny_llava(layers=2)
+    result = analyze(vlm.model, _inputs(vlm), max_new_tokens=0, queries="last")
+    ids = _inputs(vlm)["input_ids"][0]
+    assert (result.classes[ids == IMAGE_TOKEN] == CLASSES.index("image")).all()
+
+
+def test_query_blocks_do_not_change_the_numbers():
+    vlm = tiny_llava(layers=2)
+    whole = analyze(vlm.model, _inputs(vlm), max_new_tokens=3, queries="all", map_layers=(0,), map_bins=5)
+    rows = analyze(vlm.model, _inputs(vlm), max_new_tokens=3, queries="all", map_layers=(0,), map_bins=5, block_bytes=1)
+    assert torch.allclose(whole.shares, rows.shares, atol=1e-6)
+    assert torch.allclose(whole.maps[0], rows.maps[0], atol=1e-8)
