@@ -3,11 +3,27 @@
 It shares only the model's weights and layer modules with fastv: masks are built here by hand,
 the ranking comes from eager ``output_attentions`` of the unpatched model, and the pruned layers
 run on an explicitly gathered subsequence with explicitly gathered cos/sin.
+
+Per-family differences are spelled out here, not taken from fastv: where the decoder sits, rotary
+embeddings per layer type (Gemma 3), M-RoPE position ids (Qwen-VL), sliding-window layers (a window
+over the sequence each layer actually runs on), bidirectional image blocks (Gemma 3) and final
+logit soft-capping.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+
+
+def language_model(model) -> torch.nn.Module:
+    """The decoder stack inside a VLM (``model.model.language_model`` or ``model.model.text_model``)."""
+    for attr in ("language_model", "text_model"):
+        module = getattr(model.model, attr, None)
+        if module is not None and hasattr(module, "layers"):
+            return module
+    raise AttributeError(f"no decoder found in {type(model).__name__}")
 
 
 def merged_embeddings(model, **inputs) -> torch.Tensor:
@@ -17,8 +33,7 @@ def merged_embeddings(model, **inputs) -> torch.Tensor:
     def grab(_module, _args, kwargs):
         captured["embeds"] = kwargs["inputs_embeds"]
 
-    language_model = model.model.language_model
-    handle = language_model.register_forward_pre_hook(grab, with_kwargs=True)
+    handle = language_model(model).register_forward_pre_hook(grab, with_kwargs=True)
     try:
         with torch.no_grad():
             model(**inputs, use_cache=False)
@@ -27,30 +42,81 @@ def merged_embeddings(model, **inputs) -> torch.Tensor:
     return captured["embeds"]
 
 
-def _causal_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
-    allowed = torch.ones(n, n, dtype=torch.bool).tril()
+def _mask(n: int, dtype: torch.dtype, window: int | None = None, blocks: torch.Tensor | None = None) -> torch.Tensor:
+    """Additive (1, 1, n, n) mask: causal, within ``window`` rows back, bidirectional inside ``blocks``."""
+    index = torch.arange(n)
+    allowed = index[None, :] <= index[:, None]
+    if blocks is not None:
+        allowed |= (blocks[:, None] == blocks[None, :]) & (blocks[:, None] >= 0)
+    if window is not None:
+        allowed &= index[None, :] > index[:, None] - window
     return torch.zeros(n, n, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
-def reference_logits(model, embeds: torch.Tensor, kept: torch.Tensor, k: int) -> torch.Tensor:
-    """Logits at the kept positions of one sample: layers < k see all n tokens, layers >= k the kept ones."""
-    language_model = model.model.language_model
+def _layer_types(text_config, n_layers: int) -> list[str]:
+    types = getattr(text_config, "layer_types", None)
+    if types is None:  # Mistral-style: one window (or none) for every layer
+        window = getattr(text_config, "sliding_window", None)
+        types = ["sliding_attention" if window is not None else "full_attention"] * n_layers
+    return list(types)
+
+
+def _rotary(lm, embeds: torch.Tensor, positions: torch.Tensor, layer_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if "layer_type" in inspect.signature(lm.rotary_emb.forward).parameters:
+        return lm.rotary_emb(embeds, positions, layer_type)
+    return lm.rotary_emb(embeds, position_ids=positions)
+
+
+def reference_logits(
+    model,
+    embeds: torch.Tensor,
+    kept: torch.Tensor,
+    k: int,
+    position_ids: torch.Tensor | None = None,
+    blocks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits at the kept positions of one sample: layers < k see all n tokens, layers >= k the kept ones.
+
+    position_ids: the n tokens' positions as the model's rotary embedding takes them ((1, n) by default;
+    (3, 1, n) for M-RoPE). blocks: (n,) bidirectional image-block ids, -1 elsewhere (Gemma 3 prefill).
+    """
+    lm = language_model(model)
+    config = lm.config
     n = embeds.shape[1]
-    positions = torch.arange(n)[None]
+    positions = torch.arange(n)[None] if position_ids is None else position_ids
+    types = _layer_types(config, len(lm.layers))
+    windows = [config.sliding_window if t == "sliding_attention" else None for t in types]
     with torch.no_grad():
-        cos, sin = language_model.rotary_emb(embeds, position_ids=positions)
+        rotary = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
         hidden = embeds
-        for layer in language_model.layers[:k]:
-            hidden = layer(hidden, attention_mask=_causal_mask(n, hidden.dtype), position_embeddings=(cos, sin))
-        hidden, cos, sin = hidden[:, kept], cos[:, kept], sin[:, kept]
-        for layer in language_model.layers[k:]:
-            mask = _causal_mask(len(kept), hidden.dtype)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos, sin))
-        return model.lm_head(language_model.norm(hidden))
+        for i, layer in enumerate(lm.layers[:k]):
+            mask = _mask(n, hidden.dtype, windows[i], blocks)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]])
+        hidden = hidden[:, kept]
+        kept_blocks = None if blocks is None else blocks[kept]
+        for i, layer in enumerate(lm.layers[k:], start=k):
+            cos, sin = rotary[types[i]]
+            mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]))
+        logits = model.lm_head(lm.norm(hidden))
+        cap = getattr(config, "final_logit_softcapping", None)
+        return logits if cap is None else torch.tanh(logits / cap) * cap
 
 
-def reference_kept(model, inputs: dict, image_mask: torch.Tensor, k: int, n_drop: int, rank: str) -> torch.Tensor:
-    """Kept positions of one unpadded sample from full eager attention maps (the unoptimised definition)."""
+def reference_kept(
+    model,
+    inputs: dict,
+    image_mask: torch.Tensor,
+    k: int,
+    n_drop: int | dict[int, int],
+    rank: str,
+    segments: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Kept positions of one unpadded sample from full eager attention maps (the unoptimised definition).
+
+    With ``segments`` ((n,) image / frame id per image token), ``n_drop`` maps segment id -> count and
+    each segment is ranked on its own.
+    """
     previous = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
@@ -60,9 +126,11 @@ def reference_kept(model, inputs: dict, image_mask: torch.Tensor, k: int, n_drop
         model.set_attn_implementation(previous)
     attention = out.attentions[k - 1][0].float().mean(dim=0)  # (n, n), head-averaged
     scores = attention[-1] if rank == "last_token" else attention.mean(dim=0)
-    image_positions = image_mask.nonzero().squeeze(1)
-    order = torch.sort(scores[image_positions], stable=True).indices
-    dropped = image_positions[order[:n_drop]]
+    groups = {0: image_mask} if segments is None else {s: image_mask & (segments == s) for s in n_drop}
+    counts = {0: n_drop} if segments is None else n_drop
     keep = torch.ones(image_mask.numel(), dtype=torch.bool)
-    keep[dropped] = False
+    for s, members in groups.items():
+        positions = members.nonzero().squeeze(1)
+        order = torch.sort(scores[positions], stable=True).indices
+        keep[positions[order[: counts[s]]]] = False
     return keep.nonzero().squeeze(1)

@@ -17,6 +17,7 @@ from fastv import FastVConfig
         ({"ratio": math.nan}, r"ratio=nan is outside \[0, 1\)"),
         ({"keep": -1}, r"keep=-1 must be a non-negative int"),
         ({"rank": "top"}, r"rank='top' is unknown; choose one of last_token, mean, random"),
+        ({"budget": "per_frame"}, r"budget='per_frame' is unknown; choose 'global' .* or 'per_image'"),
     ],
 )
 def test_invalid_settings_name_the_field_and_the_fix(kwargs, message):
@@ -41,3 +42,8 @@ def test_keep_overrides_ratio_and_caps_at_the_image_count():
     assert config.n_dropped(576) == 512
     assert config.n_dropped(40) == 0
     assert config.describe() == "FastV(k=2, keep=64, rank=last_token)"
+
+
+def test_budget_defaults_to_global_and_shows_when_per_image():
+    assert FastVConfig().budget == "global"
+    assert FastVConfig(budget="per_image").describe() == "FastV(k=2, ratio=0.5, rank=last_token, budget=per_image)"

@@ -135,3 +135,118 @@ def llava_next_image(vlm: TinyVLM, size: tuple[int, int], seed: int = 0) -> tupl
     with torch.no_grad():
         features = model.model.get_image_features(pixel_values=tiles[None], image_sizes=torch.tensor([size]))
     return tiles, int(features.pooler_output[0].shape[0])
+
+
+# --- Qwen2-VL / Qwen2.5-VL (M-RoPE) -------------------------------------------------------------------
+
+VIDEO_TOKEN = 121
+
+
+@dataclass
+class TinyQwenVL:
+    """A tiny Qwen2(.5)-VL and helpers to make its flattened patches and grids."""
+
+    model: torch.nn.Module
+    patch_dim: int  # channels * temporal_patch * patch * patch
+    merge: int  # spatial merge size
+
+    def visual(self, grid: tuple[int, int, int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Flattened patches, grid_thw (1, 3) and the LLM token count of one image / video of ``grid`` patches."""
+        t, h, w = grid
+        generator = torch.Generator().manual_seed(seed)
+        patches = torch.randn(t * h * w, self.patch_dim, generator=generator)
+        return patches, torch.tensor([grid]), t * h * w // self.merge**2
+
+
+def _qwen_text_kwargs(layers: int, hidden: int = 64, heads: int = 4, kv_heads: int = 2) -> dict:
+    head_dim = hidden // heads
+    third = head_dim // 2 // 3
+    section = [head_dim // 2 - 2 * third, third, third]
+    return {
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "max_position_embeddings": 1024,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+
+
+def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    config = Qwen2VLConfig(
+        text_config={**_qwen_text_kwargs(layers), **text},
+        vision_config={
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 4,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=122,
+        vision_end_token_id=123,
+        tie_word_embeddings=False,
+    )
+    model = Qwen2VLForConditionalGeneration(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
+
+
+def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = Qwen2_5_VLConfig(
+        text_config={**_qwen_text_kwargs(layers), **text},
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "num_heads": 2,
+            "patch_size": 4,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 16,
+            "fullatt_block_indexes": [1],
+        },
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=122,
+        vision_end_token_id=123,
+        tie_word_embeddings=False,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
+
+
+def mm_prompt(
+    n_before: int, segments: list[tuple[int, int]], n_after: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A prompt of text and (placeholder id, count) segments separated by a text token, with mm_token_type_ids.
+
+    Types are 1 for IMAGE_TOKEN and 2 for VIDEO_TOKEN, as Qwen-VL processors return them.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def text(n: int) -> list[int]:
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+    ids = text(n_before)
+    for token, count in segments:
+        ids += [token] * count + text(1)
+    ids += text(n_after)
+    ids = torch.tensor(ids)
+    types = torch.zeros_like(ids)
+    types[ids == IMAGE_TOKEN] = 1
+    types[ids == VIDEO_TOKEN] = 2
+    return ids, types

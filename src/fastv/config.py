@@ -8,6 +8,8 @@ from typing import Literal
 
 Rank = Literal["last_token", "mean", "random"]
 RANKERS: tuple[str, ...] = ("last_token", "mean", "random")
+Budget = Literal["global", "per_image"]
+BUDGETS: tuple[str, ...] = ("global", "per_image")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,10 @@ class FastVConfig:
     rank: ``"last_token"`` (the original code: the last prompt token's attention row, head-averaged;
        default), ``"mean"`` (the paper's text: attention received, averaged over all prompt queries),
        or ``"random"`` (the ablation baseline, seeded by ``seed``).
+    budget: ``"global"`` (default: one ranking over all of a sample's image / video tokens, so a busy
+       image can keep more tokens than a blank one) or ``"per_image"`` (each image, and each video
+       frame, is ranked on its own and keeps the same share: ``ratio`` drops ``floor(ratio * n)`` of
+       every image's ``n`` tokens; ``keep`` keeps ``keep`` tokens of every image).
     """
 
     k: int = 2
@@ -29,6 +35,7 @@ class FastVConfig:
     rank: Rank = "last_token"
     keep: int | None = None
     seed: int = 0
+    budget: Budget = "global"
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int):
@@ -54,6 +61,11 @@ class FastVConfig:
             )
         if self.rank not in RANKERS:
             raise ValueError(f"FastVConfig.rank={self.rank!r} is unknown; choose one of {', '.join(RANKERS)}.")
+        if self.budget not in BUDGETS:
+            raise ValueError(
+                f"FastVConfig.budget={self.budget!r} is unknown; choose 'global' (one ranking over all image "
+                "tokens of a sample) or 'per_image' (every image / video frame keeps the same share)."
+            )
 
     def n_dropped(self, n_image_tokens: int) -> int:
         """How many of a sample's ``n_image_tokens`` this setting drops."""
@@ -64,4 +76,5 @@ class FastVConfig:
 
     def describe(self) -> str:
         budget = f"keep={self.keep}" if self.keep is not None else f"ratio={self.ratio:g}"
-        return f"FastV(k={self.k}, {budget}, rank={self.rank})"
+        scope = "" if self.budget == "global" else f", budget={self.budget}"
+        return f"FastV(k={self.k}, {budget}, rank={self.rank}{scope})"

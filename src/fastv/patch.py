@@ -21,10 +21,15 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+from transformers.masking_utils import (
+    blockwise_overlay,
+    create_causal_mask,
+    create_sliding_window_causal_mask,
+    sliding_window_overlay,
+)
 
 from fastv.config import FastVConfig
-from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep
+from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep, segment_drops
 from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
@@ -41,6 +46,9 @@ class _Call:
     attention_mask: torch.Tensor | None
     valid: torch.Tensor | None = None  # (B, n) real tokens
     prunable: torch.Tensor | None = None  # (B, n) image / video tokens
+    segments: torch.Tensor | None = None  # (B, n) image / frame id of prunable tokens (budget="per_image")
+    blocks: torch.Tensor | None = None  # (B, n) bidirectional image-block ids (Gemma 3), -1 elsewhere
+    inputs: dict = field(default_factory=dict)  # the outer forward's keyword arguments
     plan: KeepPlan | None = None
     swapped: dict[int, Any] = field(default_factory=dict)  # id(full-length arg) -> pruned version
     masks: dict[int | None, Any] = field(default_factory=dict)  # sliding window -> mask
@@ -76,6 +84,7 @@ class _Patch:
         self.handles.append(model.register_forward_pre_hook(self._begin_call, with_kwargs=True))
         self.handles.append(model.register_forward_hook(self._end_call, always_call=True))
         rank_attention = self.family.attention(self.layers[k - 1])
+        self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
         for layer_idx in range(k, len(self.layers)):
             layer = self.layers[layer_idx]
@@ -95,7 +104,7 @@ class _Patch:
         _reject_static_cache(cache)
         past = cache.get_seq_length() if cache is not None else 0
         if past == 0:
-            self.call = _Call("prefill", input_ids, attention_mask)
+            self.call = _Call("prefill", input_ids, attention_mask, inputs=kwargs)
             self._plan_inputs(model)
             return
         q_len = input_ids.shape[1] if input_ids is not None else kwargs["inputs_embeds"].shape[1]
@@ -137,6 +146,10 @@ class _Patch:
                 "built by the model's processor with an image, or call fastv.remove(model) for text-only use."
             )
         call.valid, call.prunable = valid, prunable
+        call.blocks = self.family.block_ids(model, ids, call.inputs)
+        if self.config.budget == "per_image":
+            call.segments = self.family.segments(model, ids, prunable, call.inputs)
+            call.segments = call.segments.masked_fill(~prunable, -1)
 
     def _rank(self, attention: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         call = self.call
@@ -145,9 +158,15 @@ class _Patch:
         if call.mode != "prefill":
             return
         valid, prunable = call.valid, call.prunable
-        n_drop = [self.config.n_dropped(int(count)) for count in prunable.sum(dim=1)]
-        if any(n_drop):
-            call.plan = plan_keep(self._scores(attention, kwargs, valid), prunable, valid, n_drop)
+        if call.segments is None:
+            n_drop = [self.config.n_dropped(int(count)) for count in prunable.sum(dim=1)]
+            total = sum(n_drop)
+        else:
+            n_drop = segment_drops(call.segments, self.config.n_dropped)
+            total = sum(sum(counts.values()) for counts in n_drop)
+        if total:
+            scores = self._scores(attention, kwargs, valid)
+            call.plan = plan_keep(scores, prunable, valid, n_drop, call.segments)
             kept = [call.plan.kept(b) for b in range(len(valid))]
         else:  # nothing to drop: leave the computation untouched (bit-identical to the unpatched model)
             call.plan = None
@@ -164,13 +183,13 @@ class _Patch:
         keys = _cached_keys(kwargs.get("past_key_values"), self.config.k - 1, hidden.shape[1])
         if keys is None:
             keys = family.keys(attention, hidden, position_embeddings)
-        scaling = family.scaling(attention)
+        scaling, softcap, window = family.scaling(attention), family.softcap(attention), self.rank_window
         if self.config.rank == "last_token":
             cos, sin = position_embeddings
-            query = family.queries(attention, hidden[:, -1:], (cos[:, -1:], sin[:, -1:]))
-            return last_token_scores(query, keys, scaling, valid)
+            query = family.queries(attention, hidden[:, -1:], (cos[..., -1:, :], sin[..., -1:, :]))
+            return last_token_scores(query, keys, scaling, valid, window=window, softcap=softcap)
         queries = family.queries(attention, hidden, position_embeddings)
-        return mean_query_scores(queries, keys, scaling, valid)
+        return mean_query_scores(queries, keys, scaling, valid, window=window, blocks=self.call.blocks, softcap=softcap)
 
 
 class _PrunedLayerHook:
@@ -244,27 +263,40 @@ class _PrunedLayerHook:
         return torch.cat([session.plan.valid, tail], dim=1)
 
     def _mask(self, call: _Call, hidden: torch.Tensor, mask_2d: torch.Tensor, cache) -> Any:
-        if self.sliding_window not in call.masks:
-            config = self.patch.text_config
-            if self.sliding_window is None:
-                builder = create_causal_mask
-            else:
-                builder = create_sliding_window_causal_mask
-                if mask_2d.shape[1] > self.sliding_window:
-                    raise FastVError(
-                        f"Layer {self.layer_idx} attends within a sliding window of {self.sliding_window} "
-                        f"tokens and the pruned sequence has {mask_2d.shape[1]}: window semantics over "
-                        "pruned sequences are not supported. Use a shorter prompt."
+        """The mask of this layer's type over the pruned sequence, built once per call and type.
+
+        A sliding window counts kept tokens, not original positions: pruned layers run on the kept
+        sequence, and a sliding-window KV cache keeps the last ``window`` entries it was given, so
+        this is the only rule prefill and cached decoding can share.
+        """
+        window = self.sliding_window
+        if window not in call.masks:
+            kwargs = {
+                "config": self.patch.text_config,
+                "inputs_embeds": hidden,
+                "attention_mask": mask_2d,
+                "past_key_values": cache,
+                "position_ids": None,  # gapped kept positions would read as packed sequences
+                "layer_idx": self.layer_idx,
+            }
+            blocks = call.blocks if call.mode == "prefill" else None
+            if blocks is not None and call.plan is not None:  # bidirectional image blocks (Gemma 3)
+                kept_blocks = gather_sequence(blocks, call.plan.indices, seq_dim=1)
+                kept_blocks = kept_blocks.masked_fill(~call.plan.valid, -1)
+                if window is None:
+                    mask = create_causal_mask(**kwargs, block_sequence_ids=kept_blocks)
+                else:
+                    mask = create_causal_mask(
+                        **kwargs,
+                        or_mask_function=blockwise_overlay(kept_blocks),
+                        and_mask_function=sliding_window_overlay(window),
                     )
-            call.masks[self.sliding_window] = builder(
-                config=config,
-                inputs_embeds=hidden,
-                attention_mask=mask_2d,
-                past_key_values=cache,
-                position_ids=None,  # gapped kept positions would read as packed sequences
-                layer_idx=self.layer_idx,
-            )
-        return call.masks[self.sliding_window]
+            elif window is None:
+                mask = create_causal_mask(**kwargs)
+            else:
+                mask = create_sliding_window_causal_mask(**kwargs)
+            call.masks[window] = mask
+        return call.masks[window]
 
 
 def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:

@@ -66,3 +66,40 @@ def test_random_scores_are_seeded():
     a = random_scores((2, 10), seed=5, device=torch.device("cpu"))
     assert torch.equal(a, random_scores((2, 10), seed=5, device=torch.device("cpu")))
     assert not torch.equal(a, random_scores((2, 10), seed=6, device=torch.device("cpu")))
+
+
+def _masked_attention(queries, keys, scaling, valid, window=None, blocks=None, softcap=None):
+    """Full attention under a sliding window, bidirectional blocks and soft-capping, written out plainly."""
+    groups = queries.shape[1] // keys.shape[1]
+    keys = keys.repeat_interleave(groups, dim=1)
+    logits = queries @ keys.transpose(-1, -2) * scaling
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    n = queries.shape[2]
+    q, k = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    allowed = (k <= q)[None].expand(queries.shape[0], n, n).clone()
+    if blocks is not None:
+        allowed |= (blocks[:, :, None] == blocks[:, None, :]) & (blocks[:, :, None] >= 0)
+    if window is not None:
+        allowed &= (k > q - window)[None]
+    allowed = allowed[:, None] & valid[:, None, None, :]
+    return logits.masked_fill(~allowed, float("-inf")).softmax(-1).nan_to_num(0.0).mean(dim=1)
+
+
+@pytest.mark.parametrize("window", [None, 1, 6])
+@pytest.mark.parametrize("softcap", [None, 2.0])
+def test_window_blocks_and_softcap_follow_the_layer_mask(qkv, window, softcap):
+    queries, keys, valid = qkv
+    blocks = torch.full((2, 30), -1)
+    blocks[:, 10:18] = 0
+    blocks[:, 20:25] = 1
+    full = _masked_attention(queries, keys, 0.25, valid, window, blocks, softcap)
+    expected_mean = (full * valid[:, :, None]).sum(dim=1) / valid.sum(dim=1, keepdim=True)
+    got_mean = mean_query_scores(
+        queries, keys, 0.25, valid, block_bytes=4 * 2 * 8 * 30 * 4, window=window, blocks=blocks, softcap=softcap
+    )
+    assert torch.allclose(got_mean, expected_mean, atol=1e-6)
+    got_last = last_token_scores(queries[:, :, -1:], keys, 0.25, valid, window=window, softcap=softcap)
+    assert torch.allclose(got_last, full[:, -1], atol=1e-6)
+    if window is not None:
+        assert torch.all(got_last[:, : 30 - window] == 0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastv.core import plan_keep
+from fastv import FastVConfig
+from fastv.core import plan_keep, segment_drops
 
 
 @st.composite
@@ -61,3 +64,54 @@ def test_cannot_drop_more_than_the_candidates():
 
     with pytest.raises(ValueError, match="cannot drop 3 of 2"):
         plan_keep(torch.zeros(1, 3), torch.tensor([[True, True, False]]), torch.ones(1, 3, dtype=torch.bool), [3])
+
+
+@st.composite
+def segmented_layouts(draw):
+    """A left-padded batch whose prunable tokens form images (runs) of random sizes."""
+    batch = draw(st.integers(1, 3))
+    rows = []
+    for _ in range(batch):
+        sizes = draw(st.lists(st.integers(1, 9), min_size=0, max_size=4))
+        layout = []  # segment id per position, -1 for text
+        for s, size in enumerate(sizes):
+            layout += [-1] * draw(st.integers(0, 2)) + [s] * size
+        layout += [-1] * draw(st.integers(1, 3))
+        rows.append(layout)
+    width = max(len(r) for r in rows)
+    segments = torch.tensor([[-1] * (width - len(r)) + r for r in rows])
+    valid = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in rows])
+    ratio = draw(st.sampled_from([0.0, 0.25, 0.5, 0.75, 0.9]))
+    scores = torch.rand(batch, width, generator=torch.Generator().manual_seed(draw(st.integers(0, 999))))
+    return scores, segments, valid, ratio
+
+
+@settings(max_examples=150, deadline=None)
+@given(segmented_layouts())
+def test_per_image_budget_gives_every_image_its_floor_share(layout):
+    scores, segments, valid, ratio = layout
+    config = FastVConfig(k=1, ratio=ratio, budget="per_image")
+    prunable = segments >= 0
+    drops = segment_drops(segments, config.n_dropped)
+    plan = plan_keep(scores, prunable, valid, drops, segments)
+    for b in range(scores.shape[0]):
+        kept_mask = torch.zeros_like(valid[b])
+        kept_mask[plan.kept(b)] = True
+        assert torch.all(kept_mask[valid[b] & ~prunable[b]])
+        for s in segments[b][segments[b] >= 0].unique().tolist():
+            members = segments[b] == s
+            size = int(members.sum())
+            assert int((members & kept_mask).sum()) == size - math.floor(ratio * size + 1e-9)
+            dropped, survivors = scores[b][members & ~kept_mask], scores[b][members & kept_mask]
+            if dropped.numel() and survivors.numel():
+                assert dropped.max() <= survivors.min()  # lowest within the image, not globally
+
+
+def test_per_image_keep_keeps_that_many_of_every_image():
+    segments = torch.tensor([[-1, 0, 0, 0, 0, -1, 1, 1, -1, 2, 2, 2, 2, 2, 2, -1]])
+    config = FastVConfig(k=1, keep=3, budget="per_image")
+    drops = segment_drops(segments, config.n_dropped)
+    assert drops == [{0: 1, 1: 0, 2: 3}]
+    plan = plan_keep(torch.rand(1, 16), segments >= 0, torch.ones(1, 16, dtype=torch.bool), drops, segments)
+    kept_segments = segments[0][plan.kept(0)]
+    assert [int((kept_segments == s).sum()) for s in range(3)] == [3, 2, 3]

@@ -21,23 +21,61 @@ def _grouped(queries: torch.Tensor, n_kv_heads: int) -> torch.Tensor:
     return queries.view(batch, n_kv_heads, n_heads // n_kv_heads, q_len, head_dim)
 
 
-def _probabilities(queries: torch.Tensor, keys: torch.Tensor, scaling: float, allowed: torch.Tensor) -> torch.Tensor:
+def _probabilities(
+    queries: torch.Tensor, keys: torch.Tensor, scaling: float, allowed: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
     """Softmax attention of grouped queries over keys, (B, H_kv, G, q, n), in float32."""
     logits = torch.einsum("bhgqd,bhkd->bhgqk", queries.float(), keys.float()) * scaling
+    if softcap is not None:  # Gemma-style attention logit soft-capping
+        logits = torch.tanh(logits / softcap) * softcap
     logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
     return logits.softmax(dim=-1)
 
 
+def _visible(
+    query_index: torch.Tensor,
+    n: int,
+    window: int | None,
+    blocks: torch.Tensor | None,
+) -> torch.Tensor:
+    """(B or 1, q, n) bool: which keys each query sees, as the model's own mask rules say.
+
+    Causal; within ``window`` positions (sliding-window layers: ``q - window < k``); and, where
+    ``blocks`` ((B, n) long, -1 outside) puts query and key in one image block, bidirectional (Gemma 3).
+    """
+    key_index = torch.arange(n, device=query_index.device)
+    causal = key_index[None, :] <= query_index[:, None]
+    if blocks is not None:
+        q_blocks = blocks[:, query_index]
+        same = (q_blocks[:, :, None] == blocks[:, None, :]) & (q_blocks[:, :, None] >= 0)
+        causal = causal[None] | same
+    else:
+        causal = causal[None]
+    if window is not None:
+        causal = causal & (key_index[None, :] > query_index[:, None] - window)[None]
+    return causal
+
+
 def last_token_scores(
-    last_query: torch.Tensor, keys: torch.Tensor, scaling: float, key_valid: torch.Tensor
+    last_query: torch.Tensor,
+    keys: torch.Tensor,
+    scaling: float,
+    key_valid: torch.Tensor,
+    window: int | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """The last prompt token's attention row, head-averaged (the original FastV code's rule).
 
     last_query: (B, H, 1, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool (False for padding).
+    window: the ranking layer's sliding window (keys further back get no attention), or None.
     """
     grouped = _grouped(last_query, keys.shape[1])
+    n = keys.shape[2]
     allowed = key_valid[:, None, None, None, :]
-    probs = _probabilities(grouped, keys, scaling, allowed)
+    if window is not None:
+        last = torch.tensor([n - 1], device=keys.device)
+        allowed = allowed & _visible(last, n, window, None)[:, None, None]
+    probs = _probabilities(grouped, keys, scaling, allowed, softcap)
     return probs.mean(dim=(1, 2))[:, 0, :]
 
 
@@ -47,23 +85,26 @@ def mean_query_scores(
     scaling: float,
     key_valid: torch.Tensor,
     block_bytes: int = MEAN_RANK_BLOCK_BYTES,
+    window: int | None = None,
+    blocks: torch.Tensor | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Attention each key receives, averaged over every real prompt query and head (the paper's text).
 
     Queries are processed in blocks so that no (n x n) score matrix exists at once: memory is bounded
     by ``block_bytes`` whatever the prompt length (video prompts reach thousands of tokens).
-    queries: (B, H, n, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool.
+    queries: (B, H, n, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool. ``window`` (sliding-window
+    layer) and ``blocks`` (bidirectional image blocks) follow the ranking layer's own mask.
     """
     batch, n_heads, n, _ = queries.shape
     grouped = _grouped(queries, keys.shape[1])
     rows_per_block = max(1, block_bytes // (4 * batch * n_heads * n))
-    key_index = torch.arange(n, device=queries.device)
     totals = torch.zeros(batch, n, dtype=torch.float32, device=queries.device)
     for start in range(0, n, rows_per_block):
         stop = min(n, start + rows_per_block)
-        causal = key_index[None, :] <= torch.arange(start, stop, device=queries.device)[:, None]
-        allowed = causal[None, None, None] & key_valid[:, None, None, None, :]
-        probs = _probabilities(grouped[:, :, :, start:stop], keys, scaling, allowed)
+        visible = _visible(torch.arange(start, stop, device=queries.device), n, window, blocks)
+        allowed = visible[:, None, None] & key_valid[:, None, None, None, :]
+        probs = _probabilities(grouped[:, :, :, start:stop], keys, scaling, allowed, softcap)
         row_weight = key_valid[:, start:stop].float()  # padding queries do not vote
         totals += torch.einsum("bhgqk,bq->bk", probs, row_weight) / (n_heads)
     n_queries = key_valid.sum(dim=1, keepdim=True).clamp(min=1)

@@ -7,6 +7,7 @@ from torch import nn
 from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
 from fastv.families.llava import LlavaFamily, LlavaNextFamily
+from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
 
 _REGISTRY: dict[str, Family] = {}
 
@@ -37,7 +38,7 @@ def family_for(model: nn.Module) -> Family:
     return family
 
 
-for _family in (LlavaFamily(), LlavaNextFamily()):
+for _family in (LlavaFamily(), LlavaNextFamily(), QwenVLFamily(), Qwen25VLFamily()):
     register_family(_family)
 
 __all__ = ["Family", "family_for", "register_family", "supported_families"]

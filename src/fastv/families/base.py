@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from fastv.core.segments import contiguous_runs
 from fastv.errors import FastVError, UnsupportedModelError
 
 PositionEmbeddings = tuple[torch.Tensor, torch.Tensor]
@@ -26,7 +27,7 @@ class Family:
     model_types: tuple[str, ...] = ()
     model_classes: tuple[str, ...] = ()
     # Config attributes holding the token ids whose positions are prunable (image / video tokens).
-    prunable_token_attrs: tuple[str, ...] = ("image_token_id",)
+    prunable_token_attrs: tuple[str, ...] = ("image_token_id", "video_token_id")
 
     # --- where things are -------------------------------------------------------------------
     def language_model(self, model: nn.Module) -> nn.Module:
@@ -60,6 +61,18 @@ class Family:
         """(B, n) bool: positions holding image / video tokens, read from the outer ``input_ids``."""
         ids = torch.tensor(self.prunable_token_ids(model.config), device=input_ids.device)
         return torch.isin(input_ids, ids)
+
+    def segments(self, model: nn.Module, input_ids: torch.Tensor, prunable: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """(B, n) long: which image (or video frame) each prunable token belongs to, -1 elsewhere.
+
+        Used by ``budget="per_image"``. Default: each contiguous run of one placeholder id is one
+        image; families whose videos are one run of frames override this to split it per frame.
+        """
+        return contiguous_runs(torch.where(prunable, input_ids, torch.full_like(input_ids, -1)))
+
+    def block_ids(self, model: nn.Module, input_ids: torch.Tensor, inputs: dict) -> torch.Tensor | None:
+        """(B, n) long ids of image blocks that attend bidirectionally (-1 elsewhere), or None (all causal)."""
+        return None
 
     # --- the queries and keys FastV ranks with -----------------------------------------------------
     def rotary(self, attention: nn.Module) -> Callable:
@@ -95,15 +108,26 @@ class Family:
     def scaling(self, attention: nn.Module) -> float:
         return float(attention.scaling)
 
+    def softcap(self, attention: nn.Module) -> float | None:
+        """Attention-logit soft-capping (Gemma 2 style ``tanh(x / c) * c``), or None."""
+        cap = getattr(attention, "attn_logit_softcapping", None)
+        return None if cap is None else float(cap)
+
     # --- masks ---------------------------------------------------------------------------------
     def sliding_window(self, layer: nn.Module, text_config) -> int | None:
-        """The window a layer attends within, or None for full attention."""
-        layer_type = getattr(layer, "attention_type", None)
-        if layer_type is None:
-            layer_type = getattr(getattr(layer, "self_attn", None), "attention_type", None)
+        """The window a layer attends within, or None for full attention.
+
+        Read from the attention module when it states it (Qwen2, Gemma 3: None on full layers), else
+        from the layer's type in ``text_config.layer_types``, else from ``text_config.sliding_window``
+        (Mistral applies its window to every layer; Llama has none).
+        """
+        attention = self.attention(layer)
+        if hasattr(attention, "sliding_window"):
+            window = attention.sliding_window
+            return None if window is None else int(window)
+        layer_types = getattr(text_config, "layer_types", None)
+        layer_idx = getattr(attention, "layer_idx", None)
         window = getattr(text_config, "sliding_window", None)
-        if layer_type == "full_attention":
-            return None
-        if layer_type == "sliding_attention" or window is not None:
-            return window
-        return None
+        if layer_types is not None and layer_idx is not None:
+            return window if layer_types[layer_idx] == "sliding_attention" else None
+        return None if window is None else int(window)
