@@ -50,6 +50,7 @@ class VisualLayout:
     views: tuple[View, ...]
     unplaced: tuple[int, ...] = ()
     n_frames: int = 1
+    unplaced_name: str = "CLS"  # what the unplaced tokens are, for captions
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def llava_next_layout(request: LayoutRequest) -> list[VisualLayout]:
             newlines.append(offset)  # image_newline closes every row
             offset += 1
         views = (base, View(f"image {n + 1} (high-res)", 0, tuple(tokens), tuple(boxes)))
-        out.append(VisualLayout("image", (h, w), offset, views, (*range(extra), *newlines)))
+        out.append(VisualLayout("image", (h, w), offset, views, tuple(newlines), unplaced_name="newline"))
     return out
 
 

@@ -1,0 +1,57 @@
+"""``fastv show-keep``: the input image(s) with the patches FastV keeps highlighted, beside random dropping."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "show-keep",
+        help="Picture of the image patches FastV keeps at layer K, beside a random selection.",
+        description="Runs one pruned prefill per selection and draws each image (LLaVA-NeXT: its base tile and "
+        "its high-res grid) with dropped patches dimmed and kept ones outlined.",
+    )
+    p.add_argument("--model", default=None, help="local checkpoint directory (default: the built-in model)")
+    p.add_argument("--image", required=True, nargs="+", help="image file(s) of one prompt")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--k", type=int, default=2)
+    p.add_argument("--ratio", type=float, default=0.5)
+    p.add_argument("--keep", type=int, default=None, help="keep this many image tokens instead of a ratio")
+    p.add_argument("--rank", choices=("last_token", "mean", "random"), default="last_token")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random selection")
+    p.add_argument("--no-random", action="store_true", help="do not draw the random selection beside it")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--out", required=True, help="output PNG")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastv.analysis.draw import draw_keep
+    from fastv.analysis.keep import keep_picture
+    from fastv.config import FastVConfig
+    from fastv.errors import FastVError
+    from fastv.loading import build_inputs, load_model, open_image
+
+    try:
+        settings = dict(k=args.k, ratio=args.ratio, keep=args.keep, seed=args.seed)
+        configs = [FastVConfig(rank=args.rank, **settings)]
+        if args.rank != "random" and not args.no_random:
+            configs.append(FastVConfig(rank="random", **settings))
+        images = [open_image(path) for path in args.image]
+        model, processor = load_model(args.model, device=args.device, dtype=args.dtype)
+        inputs = build_inputs(processor, images, args.prompt, device=args.device)
+        picture = keep_picture(model, processor, inputs, images, configs)
+    except (FastVError, ValueError, TypeError, OSError) as exc:
+        print(f"fastv show-keep: {exc}", file=sys.stderr)
+        return 2
+    path = draw_keep(picture, args.out, title=args.prompt)
+    for label in picture.selections:
+        kept = sum(len(picture.kept_tokens(label, i)) for i in range(len(picture.layouts)))
+        total = sum(lay.n_tokens for lay in picture.layouts)
+        print(f"{label}: kept {kept}/{total} image tokens")
+    print(f"wrote {path}")
+    return 0
