@@ -23,7 +23,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
     for word, i in zip(words, range(3, 3 + len(words)), strict=True):
         vocab.pop(f"w{i}")
         vocab[word] = i
-    tok = Tokenizer(WordLevel(vocab, unk_token="w3"))
+    tok = Tokenizer(WordLevel(vocab, unk_token="w13"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tok.add_special_tokens(["<pad>", "<s>", "</s>", "<image>"])
@@ -32,7 +32,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
-        unk_token="w3",
+        unk_token="w13",
         extra_special_tokens={"image_token": "<image>"},
         padding_side="left",
     )

@@ -49,7 +49,14 @@ def plot_allocation(report: StudyReport, path: str | Path, title: str | None = N
     )
     ax.set_title(title or f"Attention allocation per layer ({len(report.samples)} samples)")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    _integer_layers(ax)
     return _save(fig, path)
+
+
+def _integer_layers(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_efficiency(report: StudyReport, path: str | Path, title: str | None = None) -> Path:
@@ -64,6 +71,7 @@ def plot_efficiency(report: StudyReport, path: str | Path, title: str | None = N
     ax.set_title(title or f"Attention efficiency per layer ({len(report.samples)} samples)")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.grid(alpha=0.3, which="both")
+    _integer_layers(ax)
     return _save(fig, path)
 
 
@@ -83,21 +91,22 @@ def plot_attention_map(sample: SampleAnalysis, layer: int, path: str | Path) -> 
         norm=LogNorm(vmin=vmin, vmax=max(vmin * 10, float(pooled.max()))),
         cmap="viridis",
         interpolation="nearest",
+        extent=(0, n, n, 0),  # axes in token positions, whatever the pooling
     )
     for name, start, stop in sample.class_bounds():
-        edge = start * bins / n - 0.5
         if start:
-            ax.axhline(edge, color="white", lw=0.6, alpha=0.7)
-            ax.axvline(edge, color="white", lw=0.6, alpha=0.7)
-        ax.text(
-            (start + stop) / 2 * bins / n - 0.5,
-            -1.2,
-            name[:5],
-            ha="center",
-            va="bottom",
-            fontsize=6,
-            color=COLOURS[name],
-        )
+            ax.axhline(start, color="white", lw=0.6, alpha=0.7)
+            ax.axvline(start, color="white", lw=0.6, alpha=0.7)
+        if (stop - start) * bins / n >= 1.5:  # label runs wide enough to read
+            ax.text(
+                (start + stop) / 2,
+                -0.01 * n,
+                name,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=COLOURS[name],
+            )
     ax.set(xlabel=f"key position ({n} tokens, {bins} bins)", ylabel="query position")
     ax.set_title(f"Layer {layer} attention (head mean, pooled)", pad=12)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="mean attention")

@@ -145,7 +145,11 @@ def analyze(
     output_ids: list[int] = []
     if max_new_tokens > 0:
         with torch.no_grad():
-            sequences = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            # A generated placeholder would be read as a new image in the analysis forward: forbid it.
+            banned = [[i] for i in family.prunable_token_ids(model.config)]
+            sequences = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=banned or None
+            )
         output_ids = sequences[0, prompt_length:].tolist()
         full["input_ids"] = sequences
         if mask is not None:

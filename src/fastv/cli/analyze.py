@@ -85,15 +85,16 @@ def _print_summary(report, written: list[Path]) -> None:
 
     from fastv.analysis import CLASSES
 
-    table = Table(title=f"Attention allocation (share) and image efficiency, {len(report.samples)} sample(s)")
+    table = Table(title=f"Attention allocation (share) and efficiency (per token), {len(report.samples)} sample(s)")
     table.add_column("layer", justify="right")
     for name in CLASSES:
         table.add_column(name, justify="right")
-    table.add_column("eff. image / eff. system", justify="right")
+    table.add_column("eff. image", justify="right")
+    table.add_column("eff. instruction", justify="right")
     alloc, eff = report.allocation, report.efficiency
     for layer in range(alloc.shape[0]):
-        ratio = eff[layer, 1] / eff[layer, 0]
-        table.add_row(str(layer), *(f"{float(v):.3f}" for v in alloc[layer]), f"{float(ratio):.3g}")
+        effs = (f"{float(eff[layer, CLASSES.index(c)]):.3g}" for c in ("image", "instruction"))
+        table.add_row(str(layer), *(f"{float(v):.3f}" for v in alloc[layer]), *effs)
     console = Console()
     console.print(table)
     for path in written:
