@@ -1,0 +1,117 @@
+"""``fastv eval``: accuracy vs FLOPs of FastV settings on a VQA dataset (default: built-in model, easy-VQA)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from fastv.config import RANKERS
+from fastv.eval.datasets import DATASETS, load_dataset
+from fastv.eval.report import results_table, write_results
+from fastv.eval.runner import DEFAULT_PROMPT, evaluate
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def _rankers(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in RANKERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown ranker(s) {unknown}; choose from {', '.join(RANKERS)}")
+    return names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="Accuracy vs FLOPs of FastV settings on a VQA dataset.",
+        description="Runs the baseline (ratio 0) and every (ratio, ranker) FastV setting on the same seeded "
+        "sample; writes results.json and accuracy_vs_flops.png to --out.",
+    )
+    parser.add_argument("--model", default=None, help="Local model directory (default: the built-in model).")
+    parser.add_argument(
+        "--data", default="easyvqa", help=f"Dataset name ({', '.join(sorted(DATASETS))}) or a .jsonl file."
+    )
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--ratios", type=_floats, default=_floats("0,0.25,0.5,0.75,0.9"))
+    parser.add_argument("--rank", type=_rankers, default=list(RANKERS), help="Comma-separated rankers.")
+    parser.add_argument("--n", type=int, default=500, help="Seeded sample size (0 or less: all).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("runs/eval"))
+    parser.add_argument(
+        "--prompt",
+        default=None,
+        help="Prompt template with {question} (default: the built-in format for the built-in model, "
+        "otherwise the processor's chat template).",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--attn", default="sdpa", help="attn_implementation: sdpa, eager, flash_attention_2")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def _prompt_for(args: argparse.Namespace, processor: Any) -> str | Callable[[str], str]:
+    """The built-in format, a user template, or the processor's chat template around the question."""
+    if args.prompt is not None:
+        return args.prompt
+    if args.model is None or not getattr(processor, "chat_template", None):
+        return DEFAULT_PROMPT
+
+    def chat(question: str) -> str:
+        content = [{"type": "image"}, {"type": "text", "text": question}]
+        return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+    return chat
+
+
+def run(args: argparse.Namespace) -> int:
+    from fastv.loading import load_model
+
+    console = Console()
+    model, processor = load_model(args.model, args.device, args.dtype, args.attn)
+    samples = load_dataset(args.data, n=args.n if args.n > 0 else None, seed=args.seed)
+    console.print(f"{len(samples)} samples from {args.data}; k={args.k}, ratios={args.ratios}, rankers={args.rank}")
+    start = time.perf_counter()
+    results = evaluate(
+        model,
+        processor,
+        samples,
+        k=args.k,
+        ratios=args.ratios,
+        rankers=args.rank,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        prompt=_prompt_for(args, processor),
+        max_new_tokens=args.max_new_tokens,
+        progress=not args.no_progress,
+    )
+    meta = {
+        "command": "fastv eval",
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
+        "model": args.model or "built-in (easyvqa-llava)",
+        "n": len(samples),
+        "wall_s": time.perf_counter() - start,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+    title = f"FastV K={args.k} on {Path(args.data).name} (n={len(samples)})"
+    console.print(results_table(results, title=title))
+    json_path, png_path = write_results(results, args.out, meta, title=title)
+    console.print(f"wrote {json_path} and {png_path}")
+    return 0

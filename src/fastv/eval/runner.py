@@ -1,0 +1,251 @@
+"""Accuracy / time / FLOPs of FastV settings on a VQA dataset, one model, batched ``generate``.
+
+Every setting sees the same pre-processed batches (left-padded, greedy decoding), so settings
+differ only in what FastV prunes. Ratio 0 is the baseline and runs with FastV *not* applied.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import fastv
+from fastv.config import FastVConfig
+from fastv.eval.datasets import VQASample
+from fastv.measure.flops import flops
+from fastv.measure.presets import Layout
+
+DEFAULT_PROMPT = "<image> Question: {question} Answer:"  # the built-in model's format
+BASELINE = "baseline"
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """VQA-style normalisation: first line, lower case, no punctuation or articles, single spaces."""
+    text = text.strip().split("\n", 1)[0].lower().translate(_PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def is_correct(prediction: str, answers: Sequence[str]) -> bool:
+    """Exact match after normalising, against any accepted answer."""
+    pred = normalize_answer(prediction)
+    return any(pred == normalize_answer(a) for a in answers)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluated point; ``rank is None`` is the unpruned baseline."""
+
+    k: int
+    ratio: float
+    rank: str | None
+    seed: int = 0
+
+    def fastv_config(self) -> FastVConfig | None:
+        if self.rank is None:
+            return None
+        return FastVConfig(k=self.k, ratio=self.ratio, rank=self.rank, seed=self.seed)  # type: ignore[arg-type]
+
+    @property
+    def label(self) -> str:
+        return BASELINE if self.rank is None else f"K{self.k} R{round(self.ratio * 100)} {self.rank}"
+
+
+def settings_for(k: int, ratios: Sequence[float], rankers: Sequence[str], seed: int = 0) -> list[Setting]:
+    """Baseline once (for ratio 0), then every (ratio > 0, ranker) pair."""
+    out = [Setting(k, 0.0, None, seed)] if any(r == 0 for r in ratios) or not ratios else []
+    out += [Setting(k, float(r), rank, seed) for r in ratios if r > 0 for rank in rankers]
+    return out
+
+
+@dataclass
+class Batch:
+    """Processor output for a slice of the dataset, plus each sample's (before, image, after) layout."""
+
+    samples: list[VQASample]
+    inputs: dict[str, torch.Tensor]
+    layouts: list[Layout]
+
+
+def _image_token_id(model: Any) -> int:
+    cfg = model.config
+    for attr in ("image_token_id", "image_token_index"):
+        value = getattr(cfg, attr, None)
+        if value is not None:
+            return int(value)
+    raise ValueError(f"{type(model).__name__}'s config has no image_token_id; cannot locate image tokens.")
+
+
+def _layout(ids: torch.Tensor, mask: torch.Tensor, image_id: int) -> Layout:
+    real = ids[mask.bool()]
+    where = (real == image_id).nonzero().flatten()
+    if len(where) == 0:
+        return Layout(len(real), 0, 0)
+    first, last = int(where[0]), int(where[-1])
+    return Layout(first, len(where), len(real) - last - 1)
+
+
+def prepare_batches(
+    model: Any,
+    processor: Any,
+    samples: Sequence[VQASample],
+    batch_size: int,
+    prompt: str | Callable[[str], str] = DEFAULT_PROMPT,
+) -> list[Batch]:
+    """Pre-process once; left padding so every sample's prompt ends where generation starts."""
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    render = prompt if callable(prompt) else (lambda q: prompt.format(question=q))
+    image_id = _image_token_id(model)
+    batches = []
+    for start in range(0, len(samples), batch_size):
+        chunk = list(samples[start : start + batch_size])
+        inputs = processor(
+            images=[s.load_image() for s in chunk],
+            text=[render(s.question) for s in chunk],
+            return_tensors="pt",
+            padding=True,
+        )
+        inputs = dict(inputs)
+        layouts = [_layout(i, m, image_id) for i, m in zip(inputs["input_ids"], inputs["attention_mask"], strict=True)]
+        batches.append(Batch(chunk, inputs, layouts))
+    return batches
+
+
+@torch.inference_mode()
+def generate_answers(model: Any, processor: Any, batch: Batch, max_new_tokens: int = 8) -> list[str]:
+    """Greedy answers for one batch, decoded from the new tokens only."""
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    inputs = {k: v.to(device) for k, v in batch.inputs.items()}
+    if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    new = out[:, inputs["input_ids"].shape[1] :]
+    return processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+def _kept_image_tokens(model: Any, batch: Batch, image_id: int) -> list[int]:
+    """Image tokens actually kept per sample, read back from ``fastv.last_keep`` (not computed)."""
+    kept = []
+    for positions, ids, mask in zip(
+        fastv.last_keep(model), batch.inputs["input_ids"], batch.inputs["attention_mask"], strict=True
+    ):
+        real = ids[mask.bool()]
+        kept.append(int((real[positions.cpu()] == image_id).sum()))
+    return kept
+
+
+def flops_ratio(model: Any, layouts: Sequence[Layout], setting: Setting) -> float:
+    """Prefill FLOPs share of the language model, the paper's Eq. 5 with R on image tokens only."""
+    config = setting.fastv_config()
+    if config is None:
+        return 1.0
+    return float(flops(model, list(layouts), config).eq5_ratio)
+
+
+def run_setting(
+    model: Any,
+    processor: Any,
+    batches: Sequence[Batch],
+    setting: Setting,
+    max_new_tokens: int = 8,
+    on_batch: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate one setting: apply FastV (unless baseline), generate every batch, remove FastV."""
+    config = setting.fastv_config()
+    image_id = _image_token_id(model)
+    if fastv.is_applied(model):
+        fastv.remove(model)
+    if config is not None:
+        fastv.apply(model, config)
+    correct, seconds, kept, predictions = 0, 0.0, [], []
+    try:
+        for batch in batches:
+            start = time.perf_counter()
+            answers = generate_answers(model, processor, batch, max_new_tokens)
+            seconds += time.perf_counter() - start
+            if config is not None:
+                kept += _kept_image_tokens(model, batch, image_id)
+            for sample, pred in zip(batch.samples, answers, strict=True):
+                ok = is_correct(pred, sample.answers)
+                correct += ok
+                predictions.append({"id": sample.id, "prediction": pred.strip(), "correct": ok})
+            if on_batch is not None:
+                on_batch()
+    finally:
+        if config is not None:
+            fastv.remove(model)
+    layouts = [lay for b in batches for lay in b.layouts]
+    n = len(predictions)
+    n_img = [lay.image for lay in layouts]
+    return {
+        "setting": setting.label,
+        "k": setting.k,
+        "ratio": setting.ratio,
+        "rank": setting.rank or BASELINE,
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else float("nan"),
+        "time_s": seconds,
+        "samples_per_s": n / seconds if seconds else float("nan"),
+        "flops_ratio": flops_ratio(model, layouts, setting),
+        "image_tokens": sum(n_img) / n if n else 0.0,
+        "kept_image_tokens": (sum(kept) / len(kept)) if kept else (sum(n_img) / n if n else 0.0),
+        "predictions": predictions,
+    }
+
+
+def evaluate(
+    model: Any,
+    processor: Any,
+    samples: Sequence[VQASample],
+    k: int = 2,
+    ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 0.9),
+    rankers: Sequence[str] = ("last_token", "mean", "random"),
+    batch_size: int = 16,
+    seed: int = 0,
+    prompt: str | Callable[[str], str] = DEFAULT_PROMPT,
+    max_new_tokens: int = 8,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """All settings on the same batches; one result dict per setting (see :func:`run_setting`)."""
+    settings = settings_for(k, ratios, rankers, seed)
+    batches = prepare_batches(model, processor, samples, batch_size, prompt)
+    if batches:  # warm-up: one-off costs (allocations, lazy init) must not land on the first setting's time
+        generate_answers(model, processor, batches[0], max_new_tokens=1)
+    results = []
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        for setting in settings:
+            task = bar.add_task(setting.label, total=len(batches))
+            result = run_setting(model, processor, batches, setting, max_new_tokens, lambda t=task: bar.advance(t))
+            bar.update(task, description=f"{setting.label} {result['accuracy']:.3f}")
+            results.append(result)
+    return results
+
+
+def evaluate_baseline(
+    model: Any, processor: Any, samples: Sequence[VQASample], batch_size: int = 64, **kwargs: Any
+) -> dict[str, Any]:
+    """Unpruned accuracy only (what the model card reports)."""
+    return evaluate(model, processor, samples, ratios=(0.0,), rankers=(), batch_size=batch_size, **kwargs)[0]
+
+
+def summary(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results without the per-sample predictions, and accuracy relative to the baseline."""
+    base = next((r["accuracy"] for r in results if r["rank"] == BASELINE), None)
+    rows = []
+    for r in results:
+        row = {key: val for key, val in r.items() if key != "predictions"}
+        row["relative_accuracy"] = r["accuracy"] / base if base else None
+        rows.append(row)
+    return rows
