@@ -250,3 +250,107 @@ def mm_prompt(
     types[ids == IMAGE_TOKEN] = 1
     types[ids == VIDEO_TOKEN] = 2
     return ids, types
+
+
+# --- LLaVA video families -----------------------------------------------------------------------------
+
+
+@dataclass
+class TinyVideoVLM(TinyVLM):
+    """A tiny LLaVA-style VLM that takes videos as (B, frames, 3, s, s) pixels."""
+
+    video_tokens_per_frame: int = 0
+    video_extra_tokens: int = 0  # tokens after the frames (LLaVA-OneVision's newline)
+
+    def pixel_values_videos(self, n_videos: int, frames: int, seed: int = 0) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(n_videos, frames, 3, self.image_size, self.image_size, generator=generator)
+
+    def video_token_count(self, frames: int) -> int:
+        return frames * self.video_tokens_per_frame + self.video_extra_tokens
+
+
+def tiny_video_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
+    from transformers import VideoLlavaConfig, VideoLlavaForConditionalGeneration
+
+    config = VideoLlavaConfig(
+        vision_config=vision_config(),
+        text_config=text_config(layers=layers),
+        image_token_index=IMAGE_TOKEN,
+        video_token_index=VIDEO_TOKEN,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        image_seq_length=16,
+        video_seq_length=17,
+    )
+    model = VideoLlavaForConditionalGeneration(config)
+    return TinyVideoVLM(
+        _finish(model, attn_implementation, seed), image_tokens=16, image_size=16, video_tokens_per_frame=17
+    )
+
+
+def tiny_llava_next_video(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
+    from transformers import LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration
+
+    config = LlavaNextVideoConfig(
+        vision_config=vision_config(),
+        text_config=text_config(layers=layers),
+        image_token_index=IMAGE_TOKEN,
+        video_token_index=VIDEO_TOKEN,
+        image_grid_pinpoints=[[16, 32], [32, 16], [32, 32]],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+        spatial_pool_stride=2,
+    )
+    model = LlavaNextVideoForConditionalGeneration(config)
+    return TinyVideoVLM(  # image_tokens=0: anyres images, counted per image size
+        _finish(model, attn_implementation, seed), image_tokens=0, image_size=16, video_tokens_per_frame=4
+    )
+
+
+def qwen2_text_config(layers: int = 4, sliding_window: int | None = None, window_from: int = 2):
+    """A tiny Qwen2 decoder; with ``sliding_window``, layers >= ``window_from`` attend within that window."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        use_sliding_window=sliding_window is not None,
+        sliding_window=sliding_window,
+        max_window_layers=window_from,
+        pad_token_id=PAD_TOKEN,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+
+
+def tiny_llava_onevision(
+    attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int | None = None
+) -> TinyVideoVLM:
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    config = LlavaOnevisionConfig(
+        vision_config=vision_config(),
+        text_config=qwen2_text_config(layers=layers, sliding_window=sliding_window),
+        image_token_index=IMAGE_TOKEN,
+        video_token_index=VIDEO_TOKEN,
+        image_grid_pinpoints=[[16, 32], [32, 16], [32, 32]],
+        vision_feature_select_strategy="default",  # CLIP has a CLS token (SigLIP in the real model has none)
+        vision_feature_layer=-1,
+        vision_aspect_ratio="anyres_max_9",
+    )
+    model = LlavaOnevisionForConditionalGeneration(config)
+    vlm = TinyVideoVLM(
+        _finish(model, attn_implementation, seed),
+        image_tokens=0,
+        image_size=16,
+        video_tokens_per_frame=4,
+        video_extra_tokens=1,
+    )
+    return vlm

@@ -84,7 +84,7 @@ def mean_query_scores(
     keys: torch.Tensor,
     scaling: float,
     key_valid: torch.Tensor,
-    block_bytes: int = MEAN_RANK_BLOCK_BYTES,
+    block_bytes: int | None = None,
     window: int | None = None,
     blocks: torch.Tensor | None = None,
     softcap: float | None = None,
@@ -92,10 +92,11 @@ def mean_query_scores(
     """Attention each key receives, averaged over every real prompt query and head (the paper's text).
 
     Queries are processed in blocks so that no (n x n) score matrix exists at once: memory is bounded
-    by ``block_bytes`` whatever the prompt length (video prompts reach thousands of tokens).
+    by ``block_bytes`` (default: the module's ``MEAN_RANK_BLOCK_BYTES``) whatever the prompt length (video prompts reach thousands of tokens).
     queries: (B, H, n, d); keys: (B, H_kv, n, d); key_valid: (B, n) bool. ``window`` (sliding-window
     layer) and ``blocks`` (bidirectional image blocks) follow the ranking layer's own mask.
     """
+    block_bytes = MEAN_RANK_BLOCK_BYTES if block_bytes is None else block_bytes
     batch, n_heads, n, _ = queries.shape
     grouped = _grouped(queries, keys.shape[1])
     rows_per_block = max(1, block_bytes // (4 * batch * n_heads * n))

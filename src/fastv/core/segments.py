@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -19,20 +21,40 @@ def contiguous_runs(labels: torch.Tensor) -> torch.Tensor:
 
 
 def split_runs(segments: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
-    """Split run ``s`` of each row into ``parts[b][s]`` equal consecutive pieces (e.g. video frames).
+    """Split run ``s`` of each row into ``parts[b][s]`` consecutive pieces (e.g. video frames).
 
-    segments: (B, n) from ``contiguous_runs``; parts: (B, S) long, 1 to leave a run whole. A run whose
-    length is not a multiple of its parts is left whole. Returns renumbered (B, n) segment ids.
+    segments: (B, n) from ``contiguous_runs``; parts: (B, S) long, 1 to leave a run whole. Pieces get
+    ``len // parts`` tokens each and the last one takes the remainder (e.g. a video's trailing newline
+    token). Returns renumbered (B, n) segment ids.
     """
     out = torch.full_like(segments, -1)
     for b, row in enumerate(segments):
         next_id = 0
         for s in range(int(row.max()) + 1 if bool((row >= 0).any()) else 0):
             where = (row == s).nonzero().squeeze(1)
-            pieces = int(parts[b, s]) if s < parts.shape[1] else 1
-            if pieces < 1 or where.numel() % pieces:
-                pieces = 1
+            pieces = min(max(int(parts[b, s]) if s < parts.shape[1] else 1, 1), where.numel())
             size = where.numel() // pieces
-            out[b, where] = next_id + torch.arange(where.numel(), device=row.device) // size
+            piece = (torch.arange(where.numel(), device=row.device) // size).clamp(max=pieces - 1)
+            out[b, where] = next_id + piece
             next_id += pieces
     return out
+
+
+def frame_segments(labels: torch.Tensor, video_label: int, frames: Callable[[int, int], int]) -> torch.Tensor:
+    """Runs of ``labels`` as segments, each run labelled ``video_label`` split into its frames.
+
+    labels: (B, n) long, the placeholder id at prunable positions and -1 elsewhere. frames(i, length)
+    gives the frame count of the i-th video run (row-major order: sample, then position, the order
+    in which VLMs consume their video inputs) from its token count.
+    """
+    runs = contiguous_runs(labels)
+    n_runs = int(runs.max()) + 1 if runs.numel() else 0
+    parts = torch.ones(runs.shape[0], n_runs, dtype=torch.long)
+    video_index = 0
+    for b, row in enumerate(runs):
+        for s in range(n_runs):
+            where = (row == s).nonzero()
+            if where.numel() and int(labels[b, where[0, 0]]) == video_label:
+                parts[b, s] = frames(video_index, where.numel())
+                video_index += 1
+    return split_runs(runs, parts)

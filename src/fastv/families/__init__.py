@@ -6,7 +6,13 @@ from torch import nn
 
 from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
-from fastv.families.llava import LlavaFamily, LlavaNextFamily
+from fastv.families.llava import (
+    LlavaFamily,
+    LlavaNextFamily,
+    LlavaNextVideoFamily,
+    LlavaOnevisionFamily,
+    VideoLlavaFamily,
+)
 from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
 
 _REGISTRY: dict[str, Family] = {}
@@ -38,7 +44,16 @@ def family_for(model: nn.Module) -> Family:
     return family
 
 
-for _family in (LlavaFamily(), LlavaNextFamily(), QwenVLFamily(), Qwen25VLFamily()):
+_BUILTIN: tuple[Family, ...] = (
+    LlavaFamily(),
+    LlavaNextFamily(),
+    LlavaNextVideoFamily(),
+    LlavaOnevisionFamily(),
+    VideoLlavaFamily(),
+    QwenVLFamily(),
+    Qwen25VLFamily(),
+)
+for _family in _BUILTIN:
     register_family(_family)
 
 __all__ = ["Family", "family_for", "register_family", "supported_families"]

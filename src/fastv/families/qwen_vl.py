@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fastv.core.segments import contiguous_runs, split_runs
+from fastv.core.segments import contiguous_runs, frame_segments
 from fastv.families.base import Family
 
 
@@ -23,19 +23,13 @@ class QwenVLFamily(Family):
     def segments(self, model: nn.Module, input_ids: torch.Tensor, prunable: torch.Tensor, inputs: dict) -> torch.Tensor:
         """Images are runs of image tokens; a video's run is split into its temporal patches (frames)."""
         labels = torch.where(prunable, input_ids, torch.full_like(input_ids, -1))
-        runs = contiguous_runs(labels)
-        video_grids = inputs.get("video_grid_thw")
-        if video_grids is None:
-            return runs
-        video_id = model.config.video_token_id
-        frames = iter(int(t) for t in video_grids[:, 0])
-        parts = torch.ones(runs.shape[0], int(runs.max()) + 1 if runs.numel() else 0, dtype=torch.long)
-        for b, row in enumerate(runs):
-            for s in range(parts.shape[1]):
-                where = (row == s).nonzero()
-                if where.numel() and int(input_ids[b, where[0, 0]]) == video_id:
-                    parts[b, s] = next(frames, 1)
-        return split_runs(runs, parts)
+        grids = inputs.get("video_grid_thw")
+        if grids is None:
+            return contiguous_runs(labels)
+        temporal = [int(t) for t in grids[:, 0]]
+        return frame_segments(
+            labels, int(model.config.video_token_id), lambda i, _: temporal[i] if i < len(temporal) else 1
+        )
 
 
 class Qwen25VLFamily(QwenVLFamily):

@@ -1,0 +1,82 @@
+"""Prompts and checks shared by the LLaVA video families (Video-LLaVA, LLaVA-NeXT-Video, LLaVA-OneVision)."""
+
+from __future__ import annotations
+
+import torch
+
+import fastv
+import fastv.core.ranking as ranking
+from tests.families.equivalence import assert_batch_matches_singles, check_against_reference
+from tests.tiny_models import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad, llava_next_image, mm_prompt
+
+
+def sample(vlm: TinyVideoVLM, frames: int = 8, image: tuple[int, int] | None = (16, 16), seed: int = 0, before=3):
+    """One unpadded prompt: an image (anyres ``image`` size, or a fixed grid), then a video of ``frames``."""
+    parts, inputs = [], {}
+    if image is not None:
+        if vlm.image_tokens:  # fixed-grid image tower (Video-LLaVA)
+            parts.append((IMAGE_TOKEN, vlm.image_tokens))
+            inputs["pixel_values_images" if _takes_images_kwarg(vlm) else "pixel_values"] = vlm.pixel_values(1, seed)
+        else:
+            tiles, count = llava_next_image(vlm, image, seed=seed)
+            parts.append((IMAGE_TOKEN, count))
+            inputs |= {"pixel_values": tiles[None], "image_sizes": torch.tensor([image])}
+    if frames:
+        parts.append((VIDEO_TOKEN, vlm.video_token_count(frames)))
+        inputs["pixel_values_videos"] = vlm.pixel_values_videos(1, frames, seed=seed + 1)
+    ids, _ = mm_prompt(before, parts, 4, seed=seed)
+    return {"input_ids": ids[None], "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long), **inputs}
+
+
+def _takes_images_kwarg(vlm: TinyVideoVLM) -> bool:
+    return type(vlm.model).__name__.startswith("VideoLlava")
+
+
+def prunable(inputs: dict) -> torch.Tensor:
+    return torch.isin(inputs["input_ids"][0], torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN]))
+
+
+def frame_segments(vlm: TinyVideoVLM, inputs: dict, frames: int) -> torch.Tensor:
+    """(n,) segment ids written out by hand: the image is 0, frame f is 1 + f (extra tokens join the last)."""
+    ids = inputs["input_ids"][0]
+    segments = torch.full_like(ids, -1)
+    segments[ids == IMAGE_TOKEN] = 0
+    video = (ids == VIDEO_TOKEN).nonzero().squeeze(1)
+    frame = (torch.arange(video.numel()) // vlm.video_tokens_per_frame).clamp(max=frames - 1)
+    segments[video] = 1 + frame
+    return segments
+
+
+def check_reference(vlm: TinyVideoVLM, config: fastv.FastVConfig, frames: int = 8, **kwargs) -> tuple[float, float]:
+    inputs = sample(vlm, frames=frames, **kwargs)
+    segments = frame_segments(vlm, inputs, frames) if config.budget == "per_image" else None
+    return check_against_reference(vlm.model, inputs, config, prunable(inputs), segments=segments)
+
+
+def check_mean_ranker_is_chunked(vlm: TinyVideoVLM, monkeypatch, frames: int = 8) -> None:
+    """With a small block budget, the mean ranker never holds an n x n score block, and still ranks right."""
+    inputs = sample(vlm, frames=frames)
+    n = inputs["input_ids"].shape[1]
+    heads = vlm.model.config.text_config.num_attention_heads
+    monkeypatch.setattr(ranking, "MEAN_RANK_BLOCK_BYTES", 4 * heads * n * 8)  # 8 query rows per block
+    rows = []
+    original = ranking._probabilities
+
+    def spy(queries, keys, *args, **kwargs):
+        rows.append(queries.shape[-2])
+        return original(queries, keys, *args, **kwargs)
+
+    monkeypatch.setattr(ranking, "_probabilities", spy)
+    check_against_reference(vlm.model, inputs, fastv.FastVConfig(k=2, ratio=0.5, rank="mean"), prunable(inputs))
+    assert rows and max(rows) <= 8 < n // 4
+
+
+def check_padded_batch(vlm: TinyVideoVLM, config: fastv.FastVConfig) -> None:
+    """Sample 0 holds an image and a video, sample 1 only a video of the same frame count; left-padded."""
+    singles = [sample(vlm, frames=4, seed=0, before=2), sample(vlm, frames=4, image=None, seed=1, before=6)]
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    for key in singles[0]:
+        if key not in batch:
+            batch[key] = torch.cat([s[key] for s in singles if key in s])
+    assert_batch_matches_singles(vlm.model, singles, batch, config)
