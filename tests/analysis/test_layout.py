@@ -147,3 +147,37 @@ def test_qwen2_vl_merged_grid_and_frames():
     image, video = qwen2_vl_layout(request)
     assert image.n_tokens == 8 and image.views[0].boxes[5] == (28.0, 28.0, 56.0, 56.0)
     assert video.n_tokens == 2 and [v.frame for v in video.views] == [0, 2] and video.n_frames == 4
+
+
+def test_video_llava_frames_keep_their_cls():
+    from tests.tiny_models import VIDEO_TOKEN, tiny_video_llava
+
+    vlm = tiny_video_llava(layers=1)
+    config = vlm.model.config
+    lays = layouts(LayoutRequest(config, [(16, 16)], video_sizes=[(32, 32)], video_frames=[3]))
+    image, video = lays
+    assert image.n_tokens == vlm.image_tokens and video.n_tokens == vlm.video_token_count(3)
+    assert video.unplaced == (0, 17, 34) and [v.frame for v in video.views] == [0, 1, 2]
+    assert video.views[1].tokens[0] == 18 and video.views[1].boxes[0] == (0.0, 0.0, 8.0, 8.0)
+    ids = torch.tensor([5] + [IMAGE_TOKEN] * 16 + [6] + [VIDEO_TOKEN] * 51 + [7])
+    first, second = assign_positions(lays, ids, config)
+    assert first[0] == 1 and second[0] == 18 and second.numel() == 51
+
+
+def test_llava_next_video_pooled_frames_follow_the_pooler():
+    from transformers.models.llava_next_video.modeling_llava_next_video import LlavaNextVideoPooler
+
+    from tests.tiny_models import tiny_llava_next_video
+
+    vlm = tiny_llava_next_video(layers=1)
+    config = vlm.model.config
+    (video,) = layouts(LayoutRequest(config, [], video_sizes=[(16, 16)], video_frames=[2]))
+    assert video.n_tokens == vlm.video_token_count(2)
+    side = 4  # 16 / 4 patches per side
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    centres = torch.stack([cols, rows], -1).reshape(1, side * side, 2).float() * PATCH + PATCH / 2  # x, y
+    pooled = LlavaNextVideoPooler(config)(centres)[0]  # (tokens per frame, 2): mean centre of each pooled token
+    view = video.views[1]
+    for token, box in zip(view.tokens, view.boxes, strict=True):
+        x, y = pooled[token - view.tokens[0]].tolist()
+        assert box[0] < x < box[2] and box[1] < y < box[3]

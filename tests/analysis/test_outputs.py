@@ -16,7 +16,7 @@ from fastv.cli import main
 from fastv.config import FastVConfig
 from fastv.families.layout import View
 from tests.analysis.saved import save_tiny_llava, save_tiny_llava_next
-from tests.tiny_models import llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
+from tests.tiny_models import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
 
 
 def _png_ok(path) -> None:
@@ -179,3 +179,31 @@ def test_cli_errors_are_messages(saved_llava, tmp_path, capsys):
     missing = str(tmp_path / "missing.png")
     code = main(["analyze", "--model", str(saved_llava), "--image", missing, "--prompt", "x", "--out", str(tmp_path)])
     assert code == 2 and "neither an image" in capsys.readouterr().err
+
+
+def test_keep_picture_qwen2_vl_image_and_video(tmp_path):
+    from tests.tiny_models import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+
+    vlm = tiny_qwen2_vl(layers=3)
+    image, image_grid, n_image = vlm.visual((1, 4, 6))
+    video, video_grid, n_video = vlm.visual((2, 4, 4), seed=1)
+    ids, types = mm_prompt(3, [(IMAGE_TOKEN, n_image), (VIDEO_TOKEN, n_video)], 4)
+    inputs = {
+        "input_ids": ids[None],
+        "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long),
+        "mm_token_type_ids": types[None],
+        "pixel_values": image,
+        "image_grid_thw": image_grid,
+        "pixel_values_videos": video,
+        "video_grid_thw": video_grid,
+    }
+    frames = [_image((16, 16), seed) for seed in range(4)]
+    configs = [FastVConfig(k=1, ratio=0.5), FastVConfig(k=1, ratio=0.5, rank="random")]
+    picture = keep_picture(vlm.model, None, inputs, [_image((16, 24))], configs, videos=[frames])
+    image_layout, video_layout = picture.layouts
+    assert (image_layout.n_tokens, video_layout.n_tokens) == (n_image, n_video)
+    assert [v.frame for v in video_layout.views] == [0, 2]
+    for label, kept in picture.selections.items():
+        placed = len(picture.kept_tokens(label, 0)) + len(picture.kept_tokens(label, 1))
+        assert placed == len(kept & set(torch.cat(picture.positions).tolist())) == (n_image + n_video) // 2
+    _png_ok(draw_keep(picture, tmp_path / "qwen.png"))

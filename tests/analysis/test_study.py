@@ -99,3 +99,29 @@ def test_query_blocks_do_not_change_the_numbers():
     rows = analyze(vlm.model, _inputs(vlm), max_new_tokens=3, queries="all", map_layers=(0,), map_bins=5, block_bytes=1)
     assert torch.allclose(whole.shares, rows.shares, atol=1e-6)
     assert torch.allclose(whole.maps[0], rows.maps[0], atol=1e-8)
+
+
+def test_qwen2_vl_image_and_video_match_eager():
+    from tests.tiny_models import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+
+    vlm = tiny_qwen2_vl(layers=2)
+    image, image_grid, n_image = vlm.visual((1, 4, 6))
+    video, video_grid, n_video = vlm.visual((2, 4, 4), seed=1)
+    ids, types = mm_prompt(3, [(IMAGE_TOKEN, n_image), (VIDEO_TOKEN, n_video)], 4)
+    inputs = {
+        "input_ids": ids[None],
+        "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long),
+        "mm_token_type_ids": types[None],
+        "pixel_values": image,
+        "image_grid_thw": image_grid,
+        "pixel_values_videos": video,
+        "video_grid_thw": video_grid,
+    }
+    result = analyze(vlm.model, inputs, max_new_tokens=3)
+    assert result.counts[CLASSES.index("image")] == n_image + n_video
+    full = dict(inputs, input_ids=torch.tensor([ids.tolist() + result.output_ids]))
+    n = full["input_ids"].shape[1]
+    full["attention_mask"] = torch.ones(1, n, dtype=torch.long)
+    full["mm_token_type_ids"] = torch.cat([types, torch.zeros(n - ids.numel(), dtype=torch.long)])[None]
+    expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
+    assert torch.allclose(result.shares, expected, atol=1e-5)

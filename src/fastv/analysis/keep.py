@@ -67,6 +67,7 @@ def keep_picture(
         inputs=inputs,
         video_sizes=[(v[0].height, v[0].width) for v in videos],
         video_frames=[len(v) for v in videos],
+        video_processor=getattr(processor, "video_processor", None),
     )
     lays = layouts(request)
     positions = assign_positions(lays, inputs["input_ids"][0].cpu(), model.config)

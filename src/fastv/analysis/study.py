@@ -151,9 +151,7 @@ def analyze(
                 **inputs, max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=banned or None
             )
         output_ids = sequences[0, prompt_length:].tolist()
-        full["input_ids"] = sequences
-        if mask is not None:
-            full["attention_mask"] = torch.ones_like(sequences, dtype=mask.dtype)
+        full = _extend(inputs, sequences)
     n = full["input_ids"].shape[1]
     classes = token_classes(family.prunable_mask(model, full["input_ids"])[0].cpu(), prompt_length)
     query_positions = _query_positions(queries, prompt_length, n)
@@ -179,6 +177,22 @@ def analyze(
     maps = {i: probe.stats[i].pooled for i in map_layers}
     text = tokenizer.decode(output_ids, skip_special_tokens=True) if tokenizer is not None and output_ids else None
     return SampleAnalysis(prompt_length, output_ids, classes, query_positions, shares, maps, text)
+
+
+def _extend(inputs: dict[str, Any], sequences: torch.Tensor) -> dict[str, Any]:
+    """``inputs`` for prompt + output: per-token tensors (masks, ``mm_token_type_ids``) grow with the output.
+
+    Output tokens are real (mask 1) text (type 0).
+    """
+    prompt_length = inputs["input_ids"].shape[1]
+    extra = sequences.shape[1] - prompt_length
+    full = dict(inputs, input_ids=sequences)
+    for key, value in inputs.items():
+        if key == "input_ids" or not isinstance(value, torch.Tensor) or value.shape != (1, prompt_length):
+            continue
+        fill = 1 if key == "attention_mask" else 0
+        full[key] = torch.cat([value, value.new_full((1, extra), fill)], dim=1)
+    return full
 
 
 def _query_positions(queries: str, prompt_length: int, n: int) -> torch.Tensor:

@@ -63,6 +63,7 @@ class LayoutRequest:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     video_sizes: Sequence[Size] = ()
     video_frames: Sequence[int] = ()
+    video_processor: Any = None
 
 
 LayoutFn = Callable[[LayoutRequest], list[VisualLayout]]
@@ -252,6 +253,38 @@ def llava_next_layout(request: LayoutRequest) -> list[VisualLayout]:
     return out
 
 
+# --- LLaVA video families: one grid per frame -------------------------------------------------------
+
+
+def frame_grid_layouts(request: LayoutRequest, side: int, leading: int = 0) -> list[VisualLayout]:
+    """Each video frame as ``leading`` unplaced tokens (a CLS) then a ``side x side`` row-major grid."""
+    out = []
+    per_frame = leading + side * side
+    for n, (size, frames) in enumerate(zip(request.video_sizes, request.video_frames, strict=True)):
+        boxes = tuple(grid_boxes(side, side, square_view(size, request.video_processor)))
+        views, unplaced = [], []
+        for f in range(frames):
+            start = f * per_frame
+            unplaced += range(start, start + leading)
+            tokens = tuple(range(start + leading, start + per_frame))
+            views.append(View(f"video {n + 1} frame {f}", f, tokens, boxes))
+        out.append(VisualLayout("video", tuple(size), frames * per_frame, tuple(views), tuple(unplaced), frames))
+    return out
+
+
+def video_llava_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Images as LLaVA; video frames keep their CLS token (Video-LLaVA skips the select strategy for videos)."""
+    vision = request.config.vision_config
+    return llava_layout(request) + frame_grid_layouts(request, vision.image_size // vision.patch_size, leading=1)
+
+
+def llava_next_video_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Images as LLaVA-NeXT; each video frame's grid is pooled by ``spatial_pool_stride`` (no newline)."""
+    config = request.config
+    side = config.vision_config.image_size // config.vision_config.patch_size // config.spatial_pool_stride
+    return llava_next_layout(request) + frame_grid_layouts(request, side)
+
+
 # --- Qwen2-VL: 2x2-merged patches over a smart-resized image, 2 frames per temporal patch ---------
 
 
@@ -294,5 +327,7 @@ def qwen2_vl_layout(request: LayoutRequest) -> list[VisualLayout]:
 
 register_layout("llava", llava_layout)
 register_layout("llava_next", llava_next_layout)
+register_layout("video_llava", video_llava_layout)
+register_layout("llava_next_video", llava_next_video_layout)
 register_layout("qwen2_vl", qwen2_vl_layout)
 register_layout("qwen2_5_vl", qwen2_vl_layout)
