@@ -54,7 +54,7 @@ def test_render_view_dims_dropped_patches():
     view = View("v", 0, (0, 1), ((0, 0, 4, 8), (4, 0, 8, 8)))
     out = np.asarray(render_view(frame, view, kept={0}))
     left, right = out[:, : out.shape[1] // 2], out[:, out.shape[1] // 2 :]
-    assert right[10:-10, 10:-10].mean() < 0.5 * left[10:-10, 10:-10].mean()
+    assert right[10:-10, 10:-10].mean() < 0.6 * left[10:-10, 10:-10].mean()
 
 
 def test_keep_picture_llava_next_unpadded(tmp_path):

@@ -15,8 +15,9 @@ from fastv.analysis.keep import KeepPicture
 from fastv.analysis.plots import _pyplot, _save
 from fastv.families.layout import View
 
-DIM = 0.25  # brightness left to dropped patches
-KEPT_OUTLINE = (255, 215, 0)
+DIM = 0.3  # share of a dropped patch's own colour left after washing it towards grey
+GREY = 70.0
+KEPT_OUTLINE = (0, 140, 255)
 TARGET_SIDE = 448  # pixels of a panel's longer side
 
 
@@ -34,7 +35,8 @@ def render_view(frame: Image.Image, view: View, kept: set[int]) -> Image.Image:
             outlines.append(box)
         else:
             factor[max(0, box[1]) : max(0, box[3]), max(0, box[0]) : max(0, box[2])] = DIM
-    pixels = (np.asarray(base, dtype=np.float32) * factor[..., None]).astype(np.uint8)
+    pixels = np.asarray(base, dtype=np.float32)
+    pixels = (pixels * factor[..., None] + GREY * (1 - factor[..., None])).astype(np.uint8)
     out = Image.fromarray(pixels)
     draw = ImageDraw.Draw(out)
     width = 1 if len(view.tokens) > 256 else 2
