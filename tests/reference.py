@@ -6,8 +6,7 @@ run on an explicitly gathered subsequence with explicitly gathered cos/sin.
 
 Per-family differences are spelled out here, not taken from fastv: where the decoder sits, rotary
 embeddings per layer type (Gemma 3), M-RoPE position ids (Qwen-VL), sliding-window layers (a window
-over the sequence each layer actually runs on), bidirectional image blocks (Gemma 3) and final
-logit soft-capping.
+over the sequence each layer actually runs on) and bidirectional image blocks (Gemma 3).
 """
 
 from __future__ import annotations
@@ -99,7 +98,8 @@ def reference_logits(
             mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]))
         logits = model.lm_head(lm.norm(hidden))
-        cap = getattr(config, "final_logit_softcapping", None)
+        # Soft-capping only where the model's own forward applies it (Gemma3ForConditionalGeneration does not).
+        cap = getattr(model.config, "final_logit_softcapping", None) if model.config is not config else None
         return logits if cap is None else torch.tanh(logits / cap) * cap
 
 

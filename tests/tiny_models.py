@@ -354,3 +354,47 @@ def tiny_llava_onevision(
         video_extra_tokens=1,
     )
     return vlm
+
+
+# --- Gemma 3 --------------------------------------------------------------------------------------------
+
+
+def tiny_gemma3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int = 8) -> TinyVLM:
+    """Gemma 3: sliding / full layer types with their own rotary bases, q/k norms, query_pre_attn_scalar
+    (not head_dim), 4 tokens per image attending to each other bidirectionally."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+
+    text = {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "query_pre_attn_scalar": 24,
+        "sliding_window": sliding_window,
+        "layer_types": ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"][:layers],
+        "rope_parameters": {
+            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        },
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    vision = SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=16, patch_size=4
+    )
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        image_token_id=IMAGE_TOKEN,
+        boi_token_id=122,
+        eoi_token_id=123,
+        tie_word_embeddings=False,
+    )
+    model = Gemma3ForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)

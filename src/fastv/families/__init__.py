@@ -6,6 +6,7 @@ from torch import nn
 
 from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
+from fastv.families.gemma3 import Gemma3Family
 from fastv.families.llava import (
     LlavaFamily,
     LlavaNextFamily,
@@ -52,6 +53,7 @@ _BUILTIN: tuple[Family, ...] = (
     VideoLlavaFamily(),
     QwenVLFamily(),
     Qwen25VLFamily(),
+    Gemma3Family(),
 )
 for _family in _BUILTIN:
     register_family(_family)
