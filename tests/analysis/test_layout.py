@@ -181,3 +181,17 @@ def test_llava_next_video_pooled_frames_follow_the_pooler():
     for token, box in zip(view.tokens, view.boxes, strict=True):
         x, y = pooled[token - view.tokens[0]].tolist()
         assert box[0] < x < box[2] and box[1] < y < box[3]
+
+
+def test_llava_pad_to_square_geometry():
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    vlm = tiny_llava(layers=1)
+    processor = LlavaImageProcessorPil(
+        do_pad=True, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}, do_center_crop=True
+    )
+    size, marker = (32, 64), (40, 8, 56, 24)  # 64x32 padded to 64x64 (16 rows above and below), then 16x16
+    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
+    assert layout.views[0].boxes[0] == (0.0, -16.0, 16.0, 0.0)  # the first row lies in the padding
