@@ -23,7 +23,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--prompt", default=None, help="the prompt (with an image file or folder)")
     p.add_argument("--max-new-tokens", type=int, default=8, help="tokens generated per sample (the output class)")
     p.add_argument("--queries", choices=("output", "last", "all"), default="output", help="query set (default output)")
-    p.add_argument("--map-layers", type=int, nargs="*", default=None, help="layers to draw attention maps for")
+    p.add_argument(
+        "--map-layers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="layers to draw attention maps for (default: 0, 2, middle, last; none: no maps)",
+    )
     p.add_argument("--map-bins", type=int, default=64, help="attention maps are pooled to BINS x BINS blocks")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples")
     p.add_argument("--device", default="cpu")
