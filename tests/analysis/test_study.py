@@ -125,3 +125,25 @@ def test_qwen2_vl_image_and_video_match_eager():
     full["mm_token_type_ids"] = torch.cat([types, torch.zeros(n - ids.numel(), dtype=torch.long)])[None]
     expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
     assert torch.allclose(result.shares, expected, atol=1e-5)
+
+
+def test_gemma3_bidirectional_image_block_matches_eager():
+    from tests.tiny_models import tiny_gemma3
+
+    vlm = tiny_gemma3(layers=2)
+    ids = prompt_ids(3, [vlm.image_tokens], 4)[None]
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": (ids == IMAGE_TOKEN).long(),
+        "pixel_values": vlm.pixel_values(1),
+    }
+    result = analyze(vlm.model, inputs, max_new_tokens=2, queries="all")
+    n = ids.shape[1] + len(result.output_ids)
+    full = dict(inputs, input_ids=torch.tensor([ids[0].tolist() + result.output_ids]))
+    full["attention_mask"] = torch.ones(1, n, dtype=torch.long)
+    full["token_type_ids"] = torch.cat([inputs["token_type_ids"][0], torch.zeros(n - ids.shape[1], dtype=torch.long)])[
+        None
+    ]
+    expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
+    assert torch.allclose(result.shares, expected, atol=1e-5)

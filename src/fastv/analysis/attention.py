@@ -50,6 +50,7 @@ class AttentionProbe:
         map_layers: Sequence[int] = (),
         map_bins: int = 64,
         block_bytes: int = BLOCK_BYTES,
+        blocks: torch.Tensor | None = None,
     ) -> None:
         self.family = family
         self.layers = list(layers)
@@ -59,6 +60,7 @@ class AttentionProbe:
         self.map_layers = set(map_layers)
         self.map_bins = map_bins
         self.block_bytes = block_bytes
+        self.blocks = blocks  # (n,) bidirectional image block per position (-1 elsewhere), or None
         self.windows = [family.sliding_window(layer, text_config) for layer in self.layers]
         self.stats: dict[int, LayerStats] = {}
         self._handles: list = []
@@ -108,6 +110,8 @@ class AttentionProbe:
         window = self.windows[idx]
         cos, sin = position_embeddings
         scaling = family.scaling(attention)
+        softcap = family.softcap(attention) if hasattr(family, "softcap") else None
+        blocks = None if self.blocks is None else self.blocks.to(keys.device)
         for start in range(0, positions.numel(), rows_per_block):
             rows = positions[start : start + rows_per_block]
             queries = family.queries(
@@ -116,7 +120,12 @@ class AttentionProbe:
             batch, heads, q_len, head_dim = queries.shape
             grouped = queries.view(batch, keys.shape[1], heads // keys.shape[1], q_len, head_dim)
             logits = torch.einsum("bhgqd,bhkd->bhgqk", grouped, keys) * scaling
+            if softcap is not None:  # Gemma-style logit soft-capping, as the model applies it
+                logits = torch.tanh(logits / softcap) * softcap
             allowed = key_index[None, :] <= rows[:, None]
+            if blocks is not None:  # image blocks that attend bidirectionally (Gemma 3)
+                same = (blocks[rows][:, None] == blocks[None, :]) & (blocks[rows][:, None] >= 0)
+                allowed = allowed | same
             if window is not None:
                 allowed &= key_index[None, :] > rows[:, None] - window
             logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)

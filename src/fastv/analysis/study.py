@@ -160,6 +160,7 @@ def analyze(
     bad = [layer for layer in map_layers if not 0 <= layer < len(layers)]
     if bad:
         raise ValueError(f"map layers {bad} are outside [0, {len(layers) - 1}].")
+    blocks = family.block_ids(model, full["input_ids"], full) if hasattr(family, "block_ids") else None
     probe = AttentionProbe(
         family,
         layers,
@@ -170,6 +171,7 @@ def analyze(
         map_layers,
         map_bins,
         block_bytes,
+        None if blocks is None else blocks[0].cpu(),
     )
     with probe, torch.no_grad():
         model(**full, use_cache=False, logits_to_keep=1)
