@@ -195,3 +195,76 @@ def test_llava_pad_to_square_geometry():
     (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
     _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
     assert layout.views[0].boxes[0] == (0.0, -16.0, 16.0, 0.0)  # the first row lies in the padding
+
+
+@pytest.mark.parametrize(
+    ("size", "aspect"), [((12, 44), "anyres_max_9"), ((32, 32), "anyres_max_1"), ((44, 30), "anyres_max_1")]
+)
+def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
+    """Pack canvas-coordinate features with the model's own code (unpadding, bilinear shrinking, newlines)."""
+    import copy
+
+    from transformers.image_processing_utils import select_best_resolution
+
+    from tests.tiny_models import tiny_llava_onevision
+
+    vlm = tiny_llava_onevision(layers=1)
+    config = copy.deepcopy(vlm.model.config)
+    config.vision_aspect_ratio = aspect
+    side = 4
+    canvas = select_best_resolution(size, config.image_grid_pinpoints)
+    tiles_h, tiles_w = canvas[0] // 16, canvas[1] // 16
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    tiles = [torch.stack([cols, rows], -1).reshape(side * side, 2).float() * PATCH + PATCH / 2]  # base tile
+    for t in range(tiles_h * tiles_w):
+        offset = torch.tensor([t % tiles_w * 16.0, t // tiles_w * 16.0])
+        tiles.append(tiles[0] + offset)
+    features = torch.stack(tiles)  # (1 + tiles, 16, 2) canvas-pixel centres (x, y)
+    packed, lens = vlm.model.model.pack_image_features(
+        [features], torch.tensor([size]), image_newline=torch.tensor([-1e4, -1e4]), vision_aspect_ratio=aspect
+    )
+    (layout,) = layouts(LayoutRequest(config, [size]))
+    assert layout.n_tokens == int(lens[0])
+    assert all(packed[0][t, 0] == -1e4 for t in layout.unplaced)
+    base, high = layout.views
+    from fastv.families.layout import _canvas_to_image
+
+    scale, pad_x, pad_y = _canvas_to_image(size, canvas)
+    for token, box in zip(high.tokens, high.boxes, strict=True):
+        x, y = packed[0][token].tolist()
+        x, y = (x - pad_x) / scale, (y - pad_y) / scale
+        assert box[0] - 1e-4 <= x <= box[2] + 1e-4 and box[1] - 1e-4 <= y <= box[3] + 1e-4, (token, box, x, y)
+    for token, box in zip(base.tokens, base.boxes, strict=True):
+        x, y = (packed[0][token] * torch.tensor([size[1] / 16, size[0] / 16])).tolist()
+        assert box[0] < x < box[2] and box[1] < y < box[3]
+
+
+def test_llava_onevision_video_frames_and_trailing_newline():
+    from tests.tiny_models import tiny_llava_onevision
+
+    vlm = tiny_llava_onevision(layers=1)
+    (video,) = layouts(LayoutRequest(vlm.model.config, [], video_sizes=[(16, 16)], video_frames=[3]))
+    assert video.n_tokens == vlm.video_token_count(3) and video.unplaced == (video.n_tokens - 1,)
+    assert [len(v.tokens) for v in video.views] == [4, 4, 4]
+
+
+def test_gemma3_pooled_grid():
+    from tests.tiny_models import tiny_gemma3
+
+    vlm = tiny_gemma3(layers=1)
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [(30, 60)]))
+    assert layout.n_tokens == vlm.image_tokens == 4
+    assert layout.views[0].boxes[3] == (30.0, 15.0, 60.0, 30.0)
+
+
+def test_mistral3_rows_skip_the_break_tokens():
+    from tests.tiny_models import IMAGE_TOKEN as IMG
+    from tests.tiny_models import mistral3_image_ids, tiny_mistral3
+
+    vlm = tiny_mistral3(layers=1)
+    config = vlm.model.config
+    (layout,) = layouts(LayoutRequest(config, [(160, 240)], inputs={"image_sizes": torch.tensor([[16, 24]])}))
+    assert layout.n_tokens == 6 and layout.views[0].boxes[4] == (80.0, 80.0, 160.0, 160.0)
+    ids = torch.tensor([5, *mistral3_image_ids((16, 24)), 6])
+    (positions,) = assign_positions([layout], ids, config)
+    assert positions.tolist() == [1, 2, 3, 5, 6, 7] and bool((ids[positions] == IMG).all())

@@ -10,6 +10,7 @@ imports this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,35 +216,53 @@ def llava_next_layout(request: LayoutRequest) -> list[VisualLayout]:
     Mirrors ``LlavaNextModel.pack_image_features``: the grid is unpadded with transformers' own
     ``unpad_image`` applied to a tensor of canvas coordinates, so the token order is the model's.
     """
+    if _select_strategy_extra(request.config):
+        raise FastVError("The LLaVA-NeXT layout models vision_feature_select_strategy='default' (no CLS token) only.")
+    return anyres_layouts(request)
+
+
+def anyres_layouts(request: LayoutRequest, max_tiles: int | None = None) -> list[VisualLayout]:
+    """LLaVA-NeXT-style images; ``max_tiles`` (LLaVA-OneVision's ``anyres_max_N``) shrinks large grids.
+
+    OneVision bilinearly resizes an unpadded grid larger than ~N tiles to ``int(rows // r) x int(cols // r)``
+    tokens; each such token covers ``r`` canvas patches per side.
+    """
     from transformers.image_processing_utils import select_best_resolution
     from transformers.models.llava_next.modeling_llava_next import unpad_image
 
-    config = request.config
-    vision = config.vision_config
+    vision = request.config.vision_config
     tile, patch = vision.image_size, vision.patch_size
     side = tile // patch
-    if _select_strategy_extra(config):
-        raise FastVError("The LLaVA-NeXT layout models vision_feature_select_strategy='default' (no CLS token) only.")
-    extra = 0
-    pinpoints = config.image_grid_pinpoints
     out = []
     for n, size in enumerate(request.image_sizes):
         h, w = int(size[0]), int(size[1])
-        base_tokens = tuple(range(extra, extra + side * side))
-        base = View(f"image {n + 1} (base)", 0, base_tokens, tuple(grid_boxes(side, side, (0.0, 0.0, w, h))))
-        canvas = select_best_resolution((h, w), pinpoints)
+        base = View(f"image {n + 1} (base)", 0, tuple(range(side * side)), tuple(grid_boxes(side, side, (0, 0, w, h))))
+        canvas = select_best_resolution((h, w), request.config.image_grid_pinpoints)
         rows, cols = canvas[0] // tile * side, canvas[1] // tile * side
         coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"))
         kept = unpad_image(coords, [h, w])  # (2, r, c) canvas rows / cols that survive unpadding
+        top, left = int(kept[0, 0, 0]), int(kept[1, 0, 0])
+        kept_rows, kept_cols = kept.shape[1:]
+        out_rows, out_cols = kept_rows, kept_cols
+        if max_tiles is not None:
+            ratio = math.sqrt(kept_rows * kept_cols / (max_tiles * side**2))
+            if ratio > 1.1:
+                out_rows, out_cols = int(kept_rows // ratio), int(kept_cols // ratio)
+        step_y, step_x = kept_rows / out_rows * patch, kept_cols / out_cols * patch  # canvas pixels per token
         scale, pad_x, pad_y = _canvas_to_image((h, w), canvas)
-        start = extra + side * side
         tokens, boxes, newlines = [], [], []
-        offset = start
-        for r in range(kept.shape[1]):
-            for c in range(kept.shape[2]):
-                row, col = int(kept[0, r, c]), int(kept[1, r, c])
-                x0, y0 = (col * patch - pad_x) / scale, (row * patch - pad_y) / scale
-                boxes.append((x0, y0, x0 + patch / scale, y0 + patch / scale))
+        offset = side * side
+        for r in range(out_rows):
+            for c in range(out_cols):
+                x0, y0 = left * patch + c * step_x, top * patch + r * step_y
+                boxes.append(
+                    (
+                        (x0 - pad_x) / scale,
+                        (y0 - pad_y) / scale,
+                        (x0 + step_x - pad_x) / scale,
+                        (y0 + step_y - pad_y) / scale,
+                    )
+                )
                 tokens.append(offset)
                 offset += 1
             newlines.append(offset)  # image_newline closes every row
@@ -283,6 +302,52 @@ def llava_next_video_layout(request: LayoutRequest) -> list[VisualLayout]:
     config = request.config
     side = config.vision_config.image_size // config.vision_config.patch_size // config.spatial_pool_stride
     return llava_next_layout(request) + frame_grid_layouts(request, side)
+
+
+def llava_onevision_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Images as LLaVA-NeXT with ``anyres_max_N`` shrinking; video frames pooled to ceil(side / 2)^2, one newline after."""
+    config = request.config
+    aspect = getattr(config, "vision_aspect_ratio", "anyres_max_9")
+    max_tiles = int(aspect.removeprefix("anyres_max_")) if aspect.startswith("anyres_max_") else None
+    side = math.ceil(config.vision_config.image_size // config.vision_config.patch_size / 2)
+    videos = frame_grid_layouts(request, side)
+    videos = [
+        VisualLayout("video", v.size, v.n_tokens + 1, v.views, (v.n_tokens,), v.n_frames, "newline") for v in videos
+    ]
+    return anyres_layouts(request, max_tiles) + videos
+
+
+def gemma3_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """``mm_tokens_per_image`` pooled patches, a square row-major grid over the resized (stretched) image."""
+    side = math.isqrt(int(request.config.mm_tokens_per_image))
+    out = []
+    for n, size in enumerate(request.image_sizes):
+        boxes = tuple(grid_boxes(side, side, square_view(size, request.image_processor)))
+        view = View(f"image {n + 1}", 0, tuple(range(side * side)), boxes)
+        out.append(VisualLayout("image", tuple(size), side * side, (view,)))
+    return out
+
+
+def mistral3_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Pixtral: a (h / s) x (w / s) grid per image (``image_sizes`` = resized size, s = patch x merge).
+
+    The [IMG_BREAK] / [IMG_END] tokens between rows are text, so the image's tokens are just the grid.
+    """
+    config = request.config
+    stride = config.vision_config.patch_size * getattr(config, "spatial_merge_size", 1)
+    resized = request.inputs.get("image_sizes")
+    if resized is None or len(resized) != len(request.image_sizes):
+        raise FastVError("The Mistral 3 layout needs the processor's `image_sizes` for every image.")
+    out = []
+    for n, (size, (rh, rw)) in enumerate(zip(request.image_sizes, resized, strict=True)):
+        rows, cols = int(rh) // stride, int(rw) // stride
+        boxes = tuple(grid_boxes(rows, cols, (0.0, 0.0, float(size[1]), float(size[0]))))
+        out.append(
+            VisualLayout(
+                "image", tuple(size), rows * cols, (View(f"image {n + 1}", 0, tuple(range(rows * cols)), boxes),)
+            )
+        )
+    return out
 
 
 # --- Qwen2-VL: 2x2-merged patches over a smart-resized image, 2 frames per temporal patch ---------
@@ -329,5 +394,8 @@ register_layout("llava", llava_layout)
 register_layout("llava_next", llava_next_layout)
 register_layout("video_llava", video_llava_layout)
 register_layout("llava_next_video", llava_next_video_layout)
+register_layout("llava_onevision", llava_onevision_layout)
+register_layout("gemma3", gemma3_layout)
+register_layout("mistral3", mistral3_layout)
 register_layout("qwen2_vl", qwen2_vl_layout)
 register_layout("qwen2_5_vl", qwen2_vl_layout)
