@@ -398,3 +398,113 @@ def tiny_gemma3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 
     )
     model = Gemma3ForConditionalGeneration(config)
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+# --- InternVL, Idefics3 / SmolVLM, Mistral 3 -----------------------------------------------------------
+
+
+def tiny_internvl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """InternVL with a Qwen2 decoder: each 16x16 tile gives (16/4)^2 * 0.5^2 = 4 image tokens."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    config = InternVLConfig(
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "image_size": [16, 16],
+            "patch_size": [4, 4],
+        },
+        text_config=qwen2_text_config(layers=layers).to_dict(),
+        image_token_id=IMAGE_TOKEN,
+        image_seq_length=4,
+        downsample_ratio=0.5,
+        tie_word_embeddings=False,
+    )
+    model = InternVLForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+def tiny_idefics3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, smolvlm: bool = False) -> TinyVLM:
+    """Idefics3 (or SmolVLM) with a Llama decoder: a 16x16 image gives (16/4)^2 / 2^2 = 4 image tokens."""
+    if smolvlm:
+        from transformers import SmolVLMConfig as Config
+        from transformers import SmolVLMForConditionalGeneration as Model
+    else:
+        from transformers import Idefics3Config as Config
+        from transformers import Idefics3ForConditionalGeneration as Model
+
+    config = Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 16,
+            "patch_size": 4,
+        },
+        text_config=text_config(layers=layers).to_dict(),
+        image_token_id=IMAGE_TOKEN,
+        scale_factor=2,
+        tie_word_embeddings=False,
+    )
+    model = Model(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+IMAGE_BREAK_TOKEN = 124  # Pixtral's [IMG_BREAK] / [IMG_END]: text tokens between an image's rows
+IMAGE_END_TOKEN = 125
+
+
+def tiny_mistral3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int | None = 12):
+    """Mistral 3 (Pixtral vision tower, Mistral decoder whose window applies to every layer).
+
+    A (h, w)-pixel image gives (h/8) x (w/8) image tokens; ``mistral3_image`` lays them out in rows
+    closed by [IMG_BREAK] and the last by [IMG_END], as the processor does.
+    """
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig
+
+    text = MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=1024,
+        sliding_window=sliding_window,
+        pad_token_id=PAD_TOKEN,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    config = Mistral3Config(
+        vision_config={
+            "model_type": "pixtral",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 4,
+            "head_dim": 16,
+        },
+        text_config=text.to_dict(),
+        image_token_index=IMAGE_TOKEN,
+        spatial_merge_size=2,
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    model = Mistral3ForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=0, image_size=32)
+
+
+def mistral3_image_ids(size: tuple[int, int]) -> list[int]:
+    """An image's placeholder ids: rows of image tokens, each closed by [IMG_BREAK], the last by [IMG_END]."""
+    rows, cols = size[0] // 8, size[1] // 8
+    ids: list[int] = []
+    for row in range(rows):
+        ids += [IMAGE_TOKEN] * cols + [IMAGE_END_TOKEN if row == rows - 1 else IMAGE_BREAK_TOKEN]
+    return ids

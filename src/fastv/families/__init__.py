@@ -14,7 +14,9 @@ from fastv.families.llava import (
     LlavaOnevisionFamily,
     VideoLlavaFamily,
 )
+from fastv.families.mistral3 import Mistral3Family
 from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
+from fastv.families.simple import Idefics3Family, InternVLFamily, SmolVLMFamily
 
 _REGISTRY: dict[str, Family] = {}
 
@@ -54,6 +56,10 @@ _BUILTIN: tuple[Family, ...] = (
     QwenVLFamily(),
     Qwen25VLFamily(),
     Gemma3Family(),
+    InternVLFamily(),
+    Idefics3Family(),
+    SmolVLMFamily(),
+    Mistral3Family(),
 )
 for _family in _BUILTIN:
     register_family(_family)

@@ -1,7 +1,7 @@
 """What FastV needs to know about a model family, behind one small adapter class.
 
 The defaults fit the transformers layout shared by most decoder VLMs (an outer model holding a
-``language_model`` decoder whose ``layers`` each have a ``self_attn`` with ``q_proj`` / ``k_proj``,
+``language_model`` (or Idefics' ``text_model``) decoder whose ``layers`` each have a ``self_attn`` with ``q_proj`` / ``k_proj``,
 optional ``q_norm`` / ``k_norm`` and the modeling file's ``apply_rotary_pos_emb``). A family overrides
 only what differs.
 """
@@ -32,7 +32,7 @@ class Family:
     # --- where things are -------------------------------------------------------------------
     def language_model(self, model: nn.Module) -> nn.Module:
         """The decoder stack (a ``*Model`` with ``.layers`` and ``.config``) inside ``model``."""
-        for path in ("model.language_model", "language_model"):
+        for path in ("model.language_model", "language_model", "model.text_model"):
             module: object = model
             for attr in path.split("."):
                 module = getattr(module, attr, None)
