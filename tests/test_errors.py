@@ -104,3 +104,19 @@ def test_calling_the_language_model_directly(patched):
     language_model = patched.model.model.language_model
     with pytest.raises(FastVError, match=r"call that model \(its forward or generate\), not its language model"):
         language_model(inputs_embeds=torch.randn(1, 5, 64))
+
+
+@pytest.mark.parametrize("model_type", ["llama4", "mllama", "qwen3_vl", "paligemma"])
+def test_known_unsupported_families_say_why(model_type):
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from fastv.families import UNSUPPORTED
+
+    class Stub(nn.Module):
+        config = SimpleNamespace(model_type=model_type)
+
+    with pytest.raises(UnsupportedModelError, match=rf"model_type='{model_type}'\): .+Supported model types: .*gemma3"):
+        fastv.apply(Stub(), FastVConfig())
+    assert UNSUPPORTED[model_type]

@@ -20,6 +20,29 @@ from fastv.families.simple import Idefics3Family, InternVLFamily, SmolVLMFamily
 
 _REGISTRY: dict[str, Family] = {}
 
+# Decoder VLMs in transformers 5.23 that FastV knowingly does not support, and why.
+UNSUPPORTED: dict[str, str] = {
+    "llama4": (
+        "Llama 4 rotates with complex `freqs_cis` (not a cos/sin pair), skips RoPE on every 4th layer and "
+        "scales those layers' attention by a temperature that depends on each token's position, and its RoPE "
+        "layers attend within fixed 8192-token chunks whose boundaries have no defined meaning on a pruned "
+        "sequence"
+    ),
+    "mllama": (
+        "Llama 3.2 Vision reads images through cross-attention layers: image features are not tokens of the "
+        "decoder sequence, so there are no image tokens to drop"
+    ),
+    "qwen3_vl": (
+        "Qwen3-VL adds DeepStack visual features to the hidden states of its first decoder layers at the image "
+        "positions, so pruned layers would also need re-indexed DeepStack inputs (not adapted yet)"
+    ),
+    "qwen3_vl_moe": "Qwen3-VL-MoE has Qwen3-VL's DeepStack visual inputs (not adapted yet)",
+    "paligemma": (
+        "PaliGemma attends bidirectionally over its whole prefix (image and prompt), so the last prompt "
+        "token's attention row is not the causal ranking FastV defines (not adapted yet)"
+    ),
+}
+
 
 def register_family(family: Family) -> Family:
     """Make ``family`` the adapter for each of its ``model_types`` (later registrations win)."""
@@ -39,6 +62,11 @@ def family_for(model: nn.Module) -> Family:
     family = _REGISTRY.get(model_type)
     if family is None:
         supported = ", ".join(sorted(_REGISTRY))
+        if model_type in UNSUPPORTED:
+            raise UnsupportedModelError(
+                f"FastV does not support {type(model).__name__} (model_type={model_type!r}): "
+                f"{UNSUPPORTED[model_type]}. Supported model types: {supported}."
+            )
         raise UnsupportedModelError(
             f"FastV does not support {type(model).__name__} (model_type={model_type!r}). Supported model "
             f"types: {supported}. Pass one of those models, or register an adapter with "
@@ -64,4 +92,4 @@ _BUILTIN: tuple[Family, ...] = (
 for _family in _BUILTIN:
     register_family(_family)
 
-__all__ = ["Family", "family_for", "register_family", "supported_families"]
+__all__ = ["UNSUPPORTED", "Family", "family_for", "register_family", "supported_families"]

@@ -1,0 +1,35 @@
+"""Every registered family names real transformers classes whose config has its model type."""
+
+from __future__ import annotations
+
+import transformers
+
+from fastv.families import UNSUPPORTED, supported_families
+
+EXPECTED = {
+    "gemma3",
+    "idefics3",
+    "internvl",
+    "llava",
+    "llava_next",
+    "llava_next_video",
+    "llava_onevision",
+    "mistral3",
+    "qwen2_5_vl",
+    "qwen2_vl",
+    "smolvlm",
+    "video_llava",
+}
+
+
+def test_supported_model_types():
+    assert set(supported_families()) == EXPECTED
+    assert not EXPECTED & set(UNSUPPORTED)
+
+
+def test_model_classes_exist_and_match_their_model_type():
+    for model_type, family in supported_families().items():
+        assert family.model_classes
+        for name in family.model_classes:
+            cls = getattr(transformers, name)
+            assert cls.config_class.model_type in family.model_types, (model_type, name)
