@@ -142,6 +142,17 @@ def test_options():
         fastv_config(k=2, rank="best")
 
 
+def test_pretrained_builtin_names_the_packaged_model(ckpt, monkeypatch):
+    import fastv.builtin
+
+    monkeypatch.setattr(fastv.builtin, "BUILTIN_MODEL_DIR", ckpt)
+    lm = FastVModel(pretrained="builtin", device="cpu", k=2)
+    assert lm.pretrained == str(ckpt) and fastv.is_applied(lm.model)
+    monkeypatch.setattr(fastv.builtin, "BUILTIN_MODEL_DIR", ckpt / "missing")
+    with pytest.raises(FileNotFoundError, match=r"fastv\.builtin\.train"):
+        FastVModel(pretrained="builtin", device="cpu")
+
+
 def test_unknown_model_args_fail_before_loading():
     with pytest.raises(ValueError, match="Unknown model_args for fastv: colour"):
         FastVModel(pretrained="/nonexistent", colour="red")

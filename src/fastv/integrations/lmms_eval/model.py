@@ -1,6 +1,6 @@
 """The lmms-eval model ``fastv``: any FastV-supported Hugging Face VLM, pruned with ``fastv.apply``.
 
-``--model_args pretrained=PATH,k=2,ratio=0.5,rank=last_token`` (plus ``keep``, ``seed``, ``budget``,
+``--model_args pretrained=PATH|HUB_ID|builtin,k=2,ratio=0.5,rank=last_token`` (plus ``keep``, ``seed``, ``budget``,
 ``attn_implementation``, ``device``, ``dtype``, ``chat_template``). No ``k`` or ``ratio=0`` is the
 unpruned baseline through the same code. Requests are batched (left padding) per task and
 generation settings. Log-likelihoods are scored by teacher-forcing the continuation through
@@ -25,7 +25,7 @@ import fastv
 from fastv.config import FastVConfig
 from fastv.families import family_for
 from fastv.integrations.lmms_eval import ledger
-from fastv.integrations.lmms_eval.options import describe, fastv_config
+from fastv.integrations.lmms_eval.options import describe, fastv_config, resolve_pretrained
 from fastv.integrations.lmms_eval.prompts import build_prompt, cut_at_stops
 
 _IGNORED_ARGS = ("max_batch_size", "revision_hint")
@@ -109,6 +109,7 @@ class FastVModel(lmms):
         if model is None:
             if pretrained is None:
                 raise ValueError("model_args needs pretrained=PATH_OR_HUB_ID (a transformers VLM checkpoint).")
+            pretrained = resolve_pretrained(str(pretrained))
             load = {"revision": revision, "trust_remote_code": trust_remote_code}
             model = AutoModelForImageTextToText.from_pretrained(
                 pretrained, dtype=_dtype(dtype, self._device.type), attn_implementation=attn_implementation, **load

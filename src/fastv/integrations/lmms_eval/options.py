@@ -43,6 +43,20 @@ def fastv_config(
     )
 
 
+def resolve_pretrained(pretrained: str) -> str:
+    """``builtin`` names the model shipped with fastv (offline); anything else goes to ``from_pretrained`` as is."""
+    if pretrained != "builtin":
+        return pretrained
+    from fastv.builtin import BUILTIN_MODEL_DIR
+
+    if not (BUILTIN_MODEL_DIR / "config.json").is_file():
+        raise FileNotFoundError(
+            f"pretrained=builtin: the built-in model is missing from {BUILTIN_MODEL_DIR}; rebuild it with "
+            f"`python -m fastv.builtin.train --out {BUILTIN_MODEL_DIR}`."
+        )
+    return str(BUILTIN_MODEL_DIR)
+
+
 def describe(config: FastVConfig | None) -> str:
     """Short label for tables and logs."""
     return "baseline (no pruning)" if config is None else config.describe()
