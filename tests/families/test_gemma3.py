@@ -88,3 +88,10 @@ def test_padded_batch_matches_single_runs(gemma):
 
 def test_remove_restores_the_model(gemma):
     assert_remove_restores(gemma.model, _sample(gemma), fastv.FastVConfig(k=2, ratio=0.75))
+
+
+def test_eager_attention_matches_reference():
+    vlm = tiny_gemma3(attn_implementation="eager")
+    inputs = _sample(vlm)
+    prunable = inputs["input_ids"][0] == IMAGE_TOKEN
+    check_against_reference(vlm.model, inputs, fastv.FastVConfig(k=2, ratio=0.5), prunable, blocks=_blocks(inputs))

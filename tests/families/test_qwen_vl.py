@@ -128,3 +128,11 @@ def test_per_image_budget_splits_videos_into_frames(qwen):
 
 def test_remove_restores_the_model(qwen):
     assert_remove_restores(qwen.model, _sample(qwen), fastv.FastVConfig(k=2, ratio=0.75))
+
+
+def test_eager_attention_matches_reference():
+    vlm = tiny_qwen2_vl(attn_implementation="eager")
+    inputs = _sample(vlm)
+    prunable = torch.isin(inputs["input_ids"][0], torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN]))
+    config = fastv.FastVConfig(k=2, ratio=0.5)
+    check_against_reference(vlm.model, inputs, config, prunable, positions=_positions(vlm, inputs))
