@@ -28,6 +28,7 @@ from fastv.integrations.lmms_eval import ledger
 from fastv.integrations.lmms_eval.make_task import records, write_tasks
 from fastv.integrations.lmms_eval.model import FastVModel
 from fastv.integrations.lmms_eval.options import fastv_config
+from fastv.integrations.lmms_eval.summarize import markdown, rows
 from tests.integrations.tiny_vlm import build
 
 N_DOCS = 20
@@ -204,3 +205,5 @@ def test_cli_writes_accuracy_and_flops(tmp_path, ckpt, include_path):
     assert not math.isnan(row["exact_match,none"]) and 50.0 < row["flops_pct,none"] < 95.0
     assert "k=2,ratio=0.5" in saved["config"]["model_args"]
     assert saved["throughput"]["avg_fastv_ratio"] == 0.5
+    table = markdown(rows(saved))  # what `python -m fastv.integrations.lmms_eval.summarize OUT` prints
+    assert f"| fastv_easyvqa | exact_match | {row['exact_match,none']:.4f} | {row['flops_pct,none']:.1f}% |" in table
