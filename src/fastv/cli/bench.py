@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--k", type=int, nargs="+", default=[2], help="first pruned layer(s)")
     p.add_argument("--ratio", type=float, nargs="+", default=[0.5, 0.75], help="R values (0 = hooks only)")
     p.add_argument("--rank", default="last_token", choices=("last_token", "mean", "random"))
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1], help="one run per batch size (a sweep)")
     p.add_argument(
         "--layout",
         type=int,
@@ -52,53 +52,71 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fastv.measure.bench import bench
-    from fastv.measure.plot import plot_speedup
-    from fastv.measure.render import bench_tables, print_rich
+    from fastv.measure.render import bench_tables, print_rich, sweep_table
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    target = args.model or args.preset or "llava-1.5-7b"
+    results = []
+    for batch in args.batch_size:
+        try:
+            result = _run_one(args, batch)
+        except (ValueError, OSError) as exc:
+            print(f"fastv bench: {exc}", file=sys.stderr)
+            return 2
+        print_rich(*bench_tables(result))
+        _write(args, result)
+        results.append(result)
+    if len(results) > 1:
+        print_rich(sweep_table(results))
+    return 0
+
+
+def _run_one(args: argparse.Namespace, batch: int) -> Any:
+    import torch
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fastv.measure.bench import bench
+
     settings = [(k, r) for k in args.k for r in args.ratio]
-    dtype = getattr(torch, args.dtype) if args.dtype else None
     total = (args.warmup + args.repeats) * (len(settings) + 1)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), disable=args.no_progress, transient=False,
     )  # fmt: skip
-    try:
-        with progress:
-            task = progress.add_task("building model", total=total)
+    with progress:
+        task = progress.add_task(f"batch {batch}: building model", total=total)
 
-            def step(label: str) -> None:
-                progress.update(task, advance=1, description=label)
+        def step(label: str) -> None:
+            progress.update(task, advance=1, description=f"batch {batch}: {label}")
 
-            result = bench(
-                target,
-                settings,
-                scale=args.scale,
-                layers=args.layers,
-                batch_size=args.batch_size,
-                layout=tuple(args.layout) if args.layout else None,
-                repeats=args.repeats,
-                warmup=args.warmup,
-                decode_steps=args.decode_steps,
-                short_tokens=args.short_tokens,
-                long_tokens=args.long_tokens,
-                rank=args.rank,
-                device=args.device,
-                dtype=dtype,
-                progress=step,
-            )
-    except (ValueError, OSError) as exc:
-        print(f"fastv bench: {exc}", file=sys.stderr)
-        return 2
-    print_rich(*bench_tables(result))
+        return bench(
+            args.model or args.preset or "llava-1.5-7b",
+            settings,
+            scale=args.scale,
+            layers=args.layers,
+            batch_size=batch,
+            layout=tuple(args.layout) if args.layout else None,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            decode_steps=args.decode_steps,
+            short_tokens=args.short_tokens,
+            long_tokens=args.long_tokens,
+            rank=args.rank,
+            device=args.device,
+            dtype=getattr(torch, args.dtype) if args.dtype else None,
+            progress=step,
+        )
+
+
+def _write(args: argparse.Namespace, result: Any) -> None:
+    from fastv.measure.plot import plot_speedup
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = args.tag or f"bench_{Path(result.workload).name}_b{result.batch_size}_n{sum(result.layout)}"
+    stem = f"bench_{Path(result.workload).name}_b{result.batch_size}_n{sum(result.layout)}"
+    if args.tag:
+        stem = args.tag if len(args.batch_size) == 1 else f"{args.tag}_b{result.batch_size}"
     data = result.to_dict()
     data["command"] = "fastv bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
     (out / f"{stem}.json").write_text(json.dumps(data, indent=2))
@@ -108,4 +126,3 @@ def run(args: argparse.Namespace) -> int:
     if result.rank_overhead_of_baseline_prefill is not None:
         print(f"ranking overhead: {100 * result.rank_overhead_of_baseline_prefill:.2f}% of the baseline prefill")
     print("wrote " + ", ".join(str(p) for p in written))
-    return 0

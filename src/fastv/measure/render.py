@@ -132,27 +132,64 @@ def bench_tables(result: Any) -> list[Table]:
         caption=f"decode = median of {result.decode_steps} single-token steps after the prefill; bytes-predicted = "
         "(weights + KV cache) read per step, baseline / FastV; gen N = generate() wall time for N new tokens.",
     )
-    for col in (
-        "setting",
-        "decode ms/tok",
-        "speedup",
-        "bytes-predicted",
-        "tok/s",
-        f"gen {result.short_tokens} s",
-        f"gen {result.long_tokens} s",
-        f"gen {result.long_tokens} tok/s",
-    ):
+    cols = ["setting", "decode ms/tok", "speedup", "bytes-predicted", "tok/s"]
+    if result.short_tokens:
+        cols.append(f"gen {result.short_tokens} s")
+    if result.long_tokens:
+        cols += [f"gen {result.long_tokens} s", f"gen {result.long_tokens} tok/s"]
+    for col in cols:
         dec.add_column(col, justify="right", no_wrap=True)
     for v, d in rows:
         short, long_ = d["gen_short_s_median"], d["gen_long_s_median"]
-        dec.add_row(
+        cells = [
             v.label,
             f"{_ms(d['decode_token_s_median'])} ({_ms(d['decode_token_s_min'])})",
             _x(d["decode_token_s_speedup"]),
             _x(v.predicted_decode_speedup_bytes),
             "-" if d["decode_tokens_per_s"] is None else f"{d['decode_tokens_per_s']:.1f}",
-            _s(short) + ("" if v.fastv is None or short is None else f" ({_x(d['gen_short_s_speedup'])})"),
-            _s(long_) + ("" if v.fastv is None or long_ is None else f" ({_x(d['gen_long_s_speedup'])})"),
-            "-" if d["gen_long_tokens_per_s"] is None else f"{d['gen_long_tokens_per_s']:.1f}",
-        )
+        ]
+        if result.short_tokens:
+            cells.append(_s(short) + ("" if v.fastv is None or short is None else f" ({_x(d['gen_short_s_speedup'])})"))
+        if result.long_tokens:
+            cells.append(_s(long_) + ("" if v.fastv is None or long_ is None else f" ({_x(d['gen_long_s_speedup'])})"))
+            cells.append("-" if d["gen_long_tokens_per_s"] is None else f"{d['gen_long_tokens_per_s']:.1f}")
+        dec.add_row(*cells)
     return [pre, dec]
+
+
+def sweep_table(results: list[Any]) -> Table:
+    """One row per (batch size, FastV setting): where decode gets faster and where it does not."""
+    table = Table(
+        title="Decode regime: per-token decode speedup vs batch size",
+        caption="weights = bytes read per decode step; KV MiB and decode ms per token: baseline→FastV; KV share = baseline KV / (KV + weights); × = median paired speedup; predicted = bytes read per step.",
+    )
+    for col in (
+        "batch",
+        "n",
+        "setting",
+        "weights MiB",
+        "KV MiB",
+        "KV share",
+        "decode ms",
+        "decode ×",
+        "predicted ×",
+        "prefill ×",
+    ):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in results:
+        base = r.baseline
+        share = base.kv_bytes_measured / (base.kv_bytes_measured + r.decode_weight_bytes)
+        for v in r.variants[1:]:
+            table.add_row(
+                str(r.batch_size),
+                str(v.n),
+                v.label,
+                f"{r.decode_weight_bytes / 2**20:.0f}",
+                f"{base.kv_bytes_measured / 2**20:.0f}→{v.kv_bytes_measured / 2**20:.0f}",
+                f"{100 * share:.0f}%",
+                f"{_ms(base.stat('decode_token_s'))}→{_ms(v.stat('decode_token_s'))}",
+                _x(v.speedup("decode_token_s")),
+                _x(v.predicted_decode_speedup_bytes),
+                _x(v.speedup("prefill_s")),
+            )
+    return table
