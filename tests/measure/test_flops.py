@@ -42,6 +42,13 @@ def test_table1_ratios_within_a_point(preset, k, ratio):
     assert abs(report.exact_ratio - paper) < 0.01
 
 
+def test_the_papers_absolute_figure_is_one_layer_of_eq5():
+    """The paper's "99.3B FLOPs" for LLaVA-1.5-7B is Eq. 5 of ONE layer at the Table 1 layout (n = 612)."""
+    report = flops("llava-1.5-7b", fastv=FastVConfig(k=2, ratio=0.5))
+    assert report.n == [612]
+    assert round(report.eq5_one_layer / 1e9, 1) == 99.3
+
+
 def test_the_other_readings_are_the_shared_notes_numbers():
     """R on all tokens: 52.4%; R on image tokens with a 40-token question: 57.8% (shared/README)."""
     chat = flops("llava-1.5-7b", get_preset("llava-1.5-7b").chat_layout, FastVConfig(k=2, ratio=0.5))

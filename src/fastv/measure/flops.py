@@ -89,6 +89,11 @@ class FlopsReport:
     kv_cache_bytes_fp16: tuple[int, int] = (0, 0)
 
     @property
+    def eq5_one_layer(self) -> float:
+        """Eq. 5 of a single unpruned layer for the first sample: the paper's absolute "99.3B" is this."""
+        return eq5_layer(self.n[0], self.text.hidden, self.text.ffn)
+
+    @property
     def eq5_ratio(self) -> float:
         """Eq. 5, R on image tokens only (FastV's code)."""
         return self.eq5_fastv / self.eq5_baseline
@@ -134,6 +139,7 @@ class FlopsReport:
             "n": self.n,
             "n_hat": self.n_hat,
             "eq5": {
+                "one_layer_macs": self.eq5_one_layer,
                 "baseline_macs": self.eq5_baseline,
                 "fastv_macs": self.eq5_fastv,
                 "ratio_image_tokens": self.eq5_ratio,

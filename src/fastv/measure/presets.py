@@ -163,18 +163,19 @@ PRESETS: dict[str, Preset] = {
             name="llava-1.5-7b",
             text=_VICUNA_7B,
             vision=_clip_l14(336, 4096),
-            layout=Layout(35, 576, 0),
+            layout=Layout(36, 576, 0),
             chat_layout=Layout(35, 576, 40),
             image_grid=(1, 24),
             image_token_id=32000,
-            notes="Vicuna-7B + CLIP ViT-L/14-336 (577 tokens, CLS dropped -> 576). Default layout 35+576+0 "
-            "reproduces the paper's Table 1 FLOPs ratios; a chat prompt with a question is ~35+576+40.",
+            notes="Vicuna-7B + CLIP ViT-L/14-336 (577 tokens, CLS dropped -> 576). Default layout n = 36+576 = 612 "
+            "reproduces the paper's Table 1 FLOPs ratios and its absolute '99.3B' (Eq. 5 of one layer at n=612); "
+            "a chat prompt with a question is ~35+576+40 = 651.",
         ),
         Preset(
             name="llava-1.5-13b",
             text=_VICUNA_13B,
             vision=_clip_l14(336, 5120),
-            layout=Layout(35, 576, 0),
+            layout=Layout(36, 576, 0),
             chat_layout=Layout(35, 576, 40),
             image_grid=(1, 24),
             image_token_id=32000,

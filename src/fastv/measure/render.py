@@ -28,10 +28,11 @@ def flops_table(reports: Iterable[FlopsReport]) -> Table:
     title = f"FastV prefill FLOPs, {reports[0].model}" if reports else "FastV prefill FLOPs"
     table = Table(
         title=title,
-        caption="Eq.5 = 4nd²+2n²d+2ndm per layer, R on image tokens (img) or on all n tokens (all). "
+        caption="Eq.5 f(n) = 4nd²+2n²d+2ndm per layer (f(n) G: one layer, 1e9 MACs), R on image tokens (img) "
+        "or on all n tokens (all). "
         "exact = matmul FLOPs of the decoder + lm_head (last position); +vis adds vision tower and projector.",
     )
-    for col in ("setting", "n = b+i+a", "n_hat", "Eq.5 img", "Eq.5 all", "paper", "exact", "exact+vis"):
+    for col in ("setting", "n = b+i+a", "n_hat", "f(n) G", "Eq.5 img", "Eq.5 all", "paper", "exact", "exact+vis"):
         table.add_column(col, justify="right", no_wrap=True)
     for col in ("LLM TFLOPs", "vis TFLOPs", "KV fp16 MiB"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -43,6 +44,7 @@ def flops_table(reports: Iterable[FlopsReport]) -> Table:
             f"K{r.fastv.k} " + (f"keep {r.fastv.keep}" if r.fastv.keep is not None else f"R{100 * r.fastv.ratio:g}"),
             f"{lay}{batch}",
             str(r.n_hat[0]),
+            f"{r.eq5_one_layer / 1e9:.1f}",
             _pct(r.eq5_ratio),
             _pct(r.eq5_ratio_all_tokens),
             _pct(paper) if paper is not None else "-",
