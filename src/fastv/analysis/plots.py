@@ -97,7 +97,7 @@ def plot_attention_map(sample: SampleAnalysis, layer: int, path: str | Path) -> 
         if start:
             ax.axhline(start, color="white", lw=0.6, alpha=0.7)
             ax.axvline(start, color="white", lw=0.6, alpha=0.7)
-        if (stop - start) * bins / n >= 1.5:  # label runs wide enough to read
+        if (stop - start) / n >= 0.1:  # label runs wide enough to read
             ax.text(
                 (start + stop) / 2,
                 -0.01 * n,

@@ -35,6 +35,16 @@ class StudySample:
         return out
 
 
+def with_placeholders(processor: Any, prompt: str, n_images: int) -> str:
+    """``prompt`` with image placeholders prepended when it names fewer than ``n_images`` (none: left as is,
+    the loader adds them or applies the chat template)."""
+    token = getattr(processor, "image_token", "<image>")
+    count = prompt.count(token)
+    if 0 < count < n_images:
+        return " ".join([token] * (n_images - count) + [prompt])
+    return prompt
+
+
 def samples_from_folder(folder: str | Path, prompt: str, limit: int | None = None) -> list[StudySample]:
     """Every image in ``folder`` (sorted by name) with the same ``prompt``."""
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -156,7 +166,8 @@ def analyze_many(
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("attention study", total=len(samples))
         for n, sample in enumerate(samples):
-            inputs = build_inputs(processor, sample.load_images(), sample.prompt)
+            images = sample.load_images()
+            inputs = build_inputs(processor, images, with_placeholders(processor, sample.prompt, len(images)))
             layers = map_layers if n < map_samples else ()
             result = analyze(model, inputs, map_layers=layers, tokenizer=tokenizer, **kwargs)
             result.meta = {"id": sample.id, "images": [str(p) for p in sample.images], "prompt": sample.prompt}

@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from fastv.analysis.draw import draw_keep
     from fastv.analysis.keep import keep_picture
+    from fastv.analysis.report import with_placeholders
     from fastv.config import FastVConfig
     from fastv.errors import FastVError
     from fastv.loading import build_inputs, load_model, open_image
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
             configs.append(FastVConfig(rank="random", **settings))
         images = [open_image(path) for path in args.image]
         model, processor = load_model(args.model, device=args.device, dtype=args.dtype)
-        inputs = build_inputs(processor, images, args.prompt, device=args.device)
+        prompt = with_placeholders(processor, args.prompt, len(images))
+        inputs = build_inputs(processor, images, prompt, device=args.device)
         picture = keep_picture(model, processor, inputs, images, configs)
     except (FastVError, ValueError, TypeError, OSError) as exc:
         print(f"fastv show-keep: {exc}", file=sys.stderr)
