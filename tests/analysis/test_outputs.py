@@ -207,3 +207,14 @@ def test_keep_picture_qwen2_vl_image_and_video(tmp_path):
         placed = len(picture.kept_tokens(label, 0)) + len(picture.kept_tokens(label, 1))
         assert placed == len(kept & set(torch.cat(picture.positions).tolist())) == (n_image + n_video) // 2
     _png_ok(draw_keep(picture, tmp_path / "qwen.png"))
+
+
+def test_with_placeholders_fills_missing_images():
+    from types import SimpleNamespace
+
+    from fastv.analysis.report import with_placeholders
+
+    proc = SimpleNamespace(image_token="<image>")
+    assert with_placeholders(proc, "<image> what ?", 2) == "<image> <image> what ?"
+    assert with_placeholders(proc, "what ?", 2) == "what ?"  # none: the loader adds them (or a chat template)
+    assert with_placeholders(proc, "<image> <image> what ?", 2) == "<image> <image> what ?"
