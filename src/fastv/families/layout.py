@@ -350,6 +350,37 @@ def mistral3_layout(request: LayoutRequest) -> list[VisualLayout]:
     return out
 
 
+def idefics3_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Idefics3 / SmolVLM: ``rows x cols`` tiles of the (stretched) image, row-major, then the global image.
+
+    Each tile gives ``(image_size / patch_size / scale_factor)^2`` row-major tokens (pixel shuffle keeps
+    row-major order). Rows and columns come from the image processor's ``get_number_of_image_patches``.
+    """
+    processor = request.image_processor
+    if processor is None or not hasattr(processor, "get_number_of_image_patches"):
+        raise FastVError("The Idefics3 / SmolVLM layout needs the image processor (for the image splitting).")
+    vision = request.config.vision_config
+    side = vision.image_size // vision.patch_size // int(request.config.scale_factor)
+    out = []
+    for n, size in enumerate(request.image_sizes):
+        h, w = int(size[0]), int(size[1])
+        _, rows, cols = processor.get_number_of_image_patches(h, w)
+        views, offset = [], 0
+        for r in range(rows):
+            for c in range(cols):
+                region = (c * w / cols, r * h / rows, (c + 1) * w / cols, (r + 1) * h / rows)
+                tokens = tuple(range(offset, offset + side * side))
+                views.append(
+                    View(f"image {n + 1} tile {r + 1},{c + 1}", 0, tokens, tuple(grid_boxes(side, side, region)))
+                )
+                offset += side * side
+        tokens = tuple(range(offset, offset + side * side))
+        label = f"image {n + 1} (global)" if views else f"image {n + 1}"
+        views.append(View(label, 0, tokens, tuple(grid_boxes(side, side, (0.0, 0.0, float(w), float(h))))))
+        out.append(VisualLayout("image", (h, w), offset + side * side, tuple(views)))
+    return out
+
+
 # --- Qwen2-VL: 2x2-merged patches over a smart-resized image, 2 frames per temporal patch ---------
 
 
@@ -397,5 +428,7 @@ register_layout("llava_next_video", llava_next_video_layout)
 register_layout("llava_onevision", llava_onevision_layout)
 register_layout("gemma3", gemma3_layout)
 register_layout("mistral3", mistral3_layout)
+register_layout("idefics3", idefics3_layout)
+register_layout("smolvlm", idefics3_layout)
 register_layout("qwen2_vl", qwen2_vl_layout)
 register_layout("qwen2_5_vl", qwen2_vl_layout)
