@@ -287,3 +287,44 @@ def test_idefics3_tiles_then_global_image(size, marker):
     assert layout.n_tokens == tiles.shape[0] * vlm.image_tokens
     for view in layout.views:
         _check_view(view, redness, marker, peak=float(redness.max()))
+
+
+@pytest.mark.parametrize(("size", "marker"), [((20, 44), (28, 4, 40, 16)), ((16, 16), (0, 0, 8, 8))])
+def test_internvl_tiles_then_thumbnail(size, marker):
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from tests.tiny_models import tiny_internvl
+
+    vlm = tiny_internvl(layers=1)
+    processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, crop_to_patches=True, max_patches=4)
+    tiles = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    red = tiles[:, 0] - tiles[:, 1]
+    redness = torch.nn.functional.avg_pool2d(red[:, None], 2 * PATCH)[:, 0].flatten()  # pixel shuffle: 2x2 patches
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    assert layout.n_tokens == tiles.shape[0] * vlm.image_tokens
+    for view in layout.views:
+        _check_view(view, redness, marker, peak=float(redness.max()))
+
+
+def test_internvl_pixel_shuffle_is_row_major():
+    from tests.tiny_models import tiny_internvl
+
+    vlm = tiny_internvl(layers=1)
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    coords = torch.stack([rows, cols], -1)[None]  # (1, 4, 4, 2): patch (row, col), the model's reshape of patches
+    merged = vlm.model.model.pixel_shuffle(coords, scale_factor=0.5).reshape(4, -1, 2)  # token -> its patches
+    for token in range(4):
+        assert set(merged[token, :, 0].tolist()) == {2 * (token // 2), 2 * (token // 2) + 1}
+        assert set(merged[token, :, 1].tolist()) == {2 * (token % 2), 2 * (token % 2) + 1}
+
+
+def test_idefics3_pixel_shuffle_is_row_major():
+    from tests.tiny_models import tiny_idefics3
+
+    vlm = tiny_idefics3(layers=1)
+    rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    coords = torch.stack([rows, cols], -1).reshape(1, 16, 2)  # row-major patches
+    merged = vlm.model.model.connector.pixel_shuffle(coords, scale_factor=2).reshape(4, -1, 2)
+    for token in range(4):
+        assert set(merged[token, :, 0].tolist()) == {2 * (token // 2), 2 * (token // 2) + 1}
+        assert set(merged[token, :, 1].tolist()) == {2 * (token % 2), 2 * (token % 2) + 1}

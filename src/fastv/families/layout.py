@@ -381,6 +381,52 @@ def idefics3_layout(request: LayoutRequest) -> list[VisualLayout]:
     return out
 
 
+def internvl_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """InternVL: ``cols x rows`` tiles of the (stretched) image, row-major, then a thumbnail when tiled.
+
+    Each tile gives ``(image_size / patch_size * downsample_ratio)^2`` tokens, row-major (its pixel
+    shuffle keeps row-major order). The tiling is the image processor's ``get_optimal_tiled_canvas``.
+    """
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+    processor = request.image_processor
+    if processor is None:
+        raise FastVError("The InternVL layout needs the image processor (for the tiling).")
+    vision = request.config.vision_config
+    image_size, patch = _first(vision.image_size), _first(vision.patch_size)
+    side = round(image_size / patch * float(request.config.downsample_ratio))
+    tile = _get(processor, "size")
+    tile_hw = (int(_get(tile, "height")), int(_get(tile, "width")))
+    out = []
+    for n, size in enumerate(request.image_sizes):
+        h, w = int(size[0]), int(size[1])
+        cols = rows = 1
+        if _get(processor, "crop_to_patches") and int(processor.max_patches) > 1:
+            cols, rows = get_optimal_tiled_canvas((h, w), tile_hw, processor.min_patches, processor.max_patches)
+        whole = (0.0, 0.0, float(w), float(h))
+        regions = (
+            []
+            if cols * rows == 1
+            else [
+                (f"tile {r + 1},{c + 1}", (c * w / cols, r * h / rows, (c + 1) * w / cols, (r + 1) * h / rows))
+                for r in range(rows)
+                for c in range(cols)
+            ]
+        )
+        regions.append(("thumbnail" if regions else "", whole))
+        views = []
+        for i, (name, region) in enumerate(regions):
+            tokens = tuple(range(i * side * side, (i + 1) * side * side))
+            label = f"image {n + 1} {name}".strip()
+            views.append(View(label, 0, tokens, tuple(grid_boxes(side, side, region))))
+        out.append(VisualLayout("image", (h, w), len(regions) * side * side, tuple(views)))
+    return out
+
+
+def _first(value: Any) -> int:
+    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
+
+
 # --- Qwen2-VL: 2x2-merged patches over a smart-resized image, 2 frames per temporal patch ---------
 
 
@@ -430,5 +476,6 @@ register_layout("gemma3", gemma3_layout)
 register_layout("mistral3", mistral3_layout)
 register_layout("idefics3", idefics3_layout)
 register_layout("smolvlm", idefics3_layout)
+register_layout("internvl", internvl_layout)
 register_layout("qwen2_vl", qwen2_vl_layout)
 register_layout("qwen2_5_vl", qwen2_vl_layout)
