@@ -57,6 +57,17 @@ def test_the_other_readings_are_the_shared_notes_numbers():
     assert round(chat.eq5_ratio, 3) == 0.578
 
 
+def test_causal_attention_counts_the_lower_triangle():
+    dense = flops("llava-1.5-7b", (0, 576, 0), FastVConfig(k=2, ratio=0.5))
+    causal = flops("llava-1.5-7b", (0, 576, 0), FastVConfig(k=2, ratio=0.5), attention="causal")
+    t = dense.text
+    assert causal.exact_baseline["attn_scores"] == t.layers * 2 * (576 * 577 // 2) * t.q_dim
+    assert dense.exact_baseline["attn_scores"] == t.layers * 2 * 576 * 576 * t.q_dim
+    assert causal.exact_baseline["ffn"] == dense.exact_baseline["ffn"]
+    with pytest.raises(ValueError):
+        flops("llava-1.5-7b", attention="sparse")
+
+
 def test_a_batch_is_the_sum_of_its_samples():
     cfg = FastVConfig(k=3, ratio=0.75)
     a, b = (10, 576, 3), (35, 2048, 40)

@@ -25,6 +25,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--layout", type=int, nargs=3, metavar=("BEFORE", "IMAGE", "AFTER"), default=None)
     p.add_argument("--chat", action="store_true", help="use the preset's chat layout (with a question)")
     p.add_argument("--batch", type=int, default=1, help="identical prompts per batch")
+    p.add_argument(
+        "--attention",
+        choices=("dense", "causal"),
+        default="dense",
+        help="exact count of attention scores: all n x n (eager) or the causal triangle (SDPA / FlashAttention)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             layout = tuple(args.layout) if args.layout else (model.chat_layout if args.chat else model.layout)
         ratios = args.ratio if args.ratio is not None else ([0.0] if args.keep is not None else [0.5, 0.75, 0.9])
         settings = [FastVConfig(k=k, ratio=r, keep=args.keep) for k in args.k for r in ratios]
-        reports = [flops(model, [layout] * args.batch, s) for s in settings]
+        reports = [flops(model, [layout] * args.batch, s, attention=args.attention) for s in settings]
     except (ValueError, TypeError, OSError) as exc:
         print(f"fastv flops: {exc}", file=sys.stderr)
         return 2

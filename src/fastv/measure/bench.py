@@ -233,7 +233,9 @@ def _variant(work: Workload, cfg: FastVConfig | None, param_bytes: int, dtype_by
     t = text_shape(config)
     lay = work.layout
     setting = cfg or FastVConfig(k=1, ratio=0.0)
-    report = flops(config, [lay] * work.batch_size, setting)
+    # SDPA / FlashAttention run causal kernels that skip the upper triangle; eager computes it all.
+    attention = "dense" if getattr(config, "_attn_implementation", "eager") == "eager" else "causal"
+    report = flops(config, [lay] * work.batch_size, setting, attention=attention)
     n = report.n[0]
     n_hat = report.n_hat[0] if cfg is not None else n
     k = setting.k

@@ -40,14 +40,20 @@ def eq5_ratio(n: float, n_hat: float, layers: int, k: int, d: int, m: int) -> fl
     return (k * full + (layers - k) * eq5_layer(n_hat, d, m)) / (layers * full)
 
 
-def layer_flops(t: TextShape, n: int, kv_len: int | None = None) -> dict[str, int]:
-    """Exact matmul FLOPs of one decoder layer for ``n`` queries attending to ``kv_len`` keys."""
+def layer_flops(t: TextShape, n: int, kv_len: int | None = None, causal: bool = False) -> dict[str, int]:
+    """Exact matmul FLOPs of one decoder layer for ``n`` queries attending to ``kv_len`` keys.
+
+    ``causal`` counts only the query-key pairs a causal kernel computes (``n(n+1)/2`` for a prefill
+    without past), as SDPA's CPU and FlashAttention kernels do; dense counts all ``n * kv_len``.
+    """
     kv_len = n if kv_len is None else kv_len
+    past = kv_len - n
+    pairs = n * past + n * (n + 1) // 2 if causal else n * kv_len
     return {
         "q_o_proj": 2 * 2 * n * t.hidden * t.q_dim,
         "k_v_proj": 2 * 2 * n * t.hidden * t.kv_dim,
-        "attn_scores": 2 * n * kv_len * t.q_dim,
-        "attn_weighted_sum": 2 * n * kv_len * t.q_dim,
+        "attn_scores": 2 * pairs * t.q_dim,
+        "attn_weighted_sum": 2 * pairs * t.q_dim,
         "ffn": t.ffn_matrices * 2 * n * t.hidden * t.ffn,
     }
 
@@ -81,6 +87,7 @@ class FlopsReport:
     eq5_baseline: float
     eq5_fastv: float
     eq5_fastv_all_tokens: float
+    attention: str
     exact_baseline: dict[str, int]
     exact_fastv: dict[str, int]
     lm_head_all_positions: tuple[int, int]
@@ -152,6 +159,7 @@ class FlopsReport:
                 "llm_baseline": self.exact_llm_baseline,
                 "llm_fastv": self.exact_llm_fastv,
                 "llm_ratio": self.exact_ratio,
+                "attention": self.attention,
                 "lm_head_counted": "last position per sample",
                 "lm_head_all_positions": list(self.lm_head_all_positions),
                 "vision": self.vision,
@@ -190,12 +198,18 @@ def flops(
     model: Any,
     layout: Layout | tuple[int, int, int] | Sequence[Layout | tuple[int, int, int]] | None = None,
     fastv: FastVConfig | None = None,
+    attention: str = "dense",
 ) -> FlopsReport:
     """Count prefill FLOPs for ``model`` (preset name, ``Preset``, transformers config or model).
 
     ``layout`` is one prompt ``(before, image, after)`` or a per-sample list (a batch; summed,
     no padding). Presets default to their Table 1 layout. ``fastv`` defaults to FastV(K=2, R=0.5).
+    ``attention``: "dense" (all n x n scores, as eager attention and FlopCounterMode count) or
+    "causal" (the lower triangle only, as causal SDPA / FlashAttention kernels compute).
     """
+    if attention not in ("dense", "causal"):
+        raise ValueError(f"attention must be 'dense' or 'causal', got {attention!r}.")
+    causal = attention == "causal"
     cfg = fastv or FastVConfig()
     name, t, v, preset = _resolve(model)
     if not 1 <= cfg.k <= t.layers:
@@ -220,10 +234,10 @@ def flops(
     base: dict[str, int] = {}
     fast: dict[str, int] = {}
     for n, nh in zip(ns, n_hats, strict=True):
-        for key, val in layer_flops(t, n).items():
+        for key, val in layer_flops(t, n, causal=causal).items():
             base[key] = base.get(key, 0) + L * val
             fast[key] = fast.get(key, 0) + k * val
-        for key, val in layer_flops(t, nh).items():
+        for key, val in layer_flops(t, nh, causal=causal).items():
             fast[key] += (L - k) * val
     lm_last = len(ns) * 2 * t.hidden * t.vocab
     base["lm_head_last"] = lm_last
@@ -257,6 +271,7 @@ def flops(
         eq5_baseline=eq5_base,
         eq5_fastv=eq5_fast,
         eq5_fastv_all_tokens=eq5_all,
+        attention=attention,
         exact_baseline=base,
         exact_fastv=fast,
         lm_head_all_positions=(2 * t.hidden * t.vocab * sum(ns), 2 * t.hidden * t.vocab * sum(n_hats)),

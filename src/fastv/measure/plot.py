@@ -28,7 +28,10 @@ def plot_speedup(result: Any, model_config: Any, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for i, k in enumerate(ks):
         color = f"C{i}"
-        predicted = [flops(model_config, layouts, FastVConfig(k=k, ratio=r)).predicted_speedup for r in grid]
+        attention = "dense" if getattr(model_config, "_attn_implementation", "eager") == "eager" else "causal"
+        predicted = [
+            flops(model_config, layouts, FastVConfig(k=k, ratio=r), attention=attention).predicted_speedup for r in grid
+        ]
         ax.plot(grid, predicted, "-", color=color, label=f"K={k} prefill, FLOPs-predicted")
         n = before + image + after
         kv = [
