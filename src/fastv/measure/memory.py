@@ -1,13 +1,17 @@
 """Peak memory of one measured run, in the same process as the other runs.
 
 CPU: the kernel's resident-set high-water mark (``VmHWM``), reset before each run through
-``/proc/self/clear_refs`` so runs do not inherit each other's peaks; where that is unavailable, a
+``/proc/self/clear_refs`` (after ``malloc_trim`` returns freed heap pages) so runs do not inherit
+each other's peaks; where that is unavailable, a
 background thread samples ``VmRSS`` (or, off Linux, ``ru_maxrss``, which never resets). CUDA:
 ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import resource
 import sys
 import threading
@@ -40,6 +44,14 @@ def rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc), so the next run's peak counts its own memory
+    rather than reusing pages an earlier run left resident."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _reset_hwm() -> bool:
     try:
         _CLEAR_REFS.write_text("5")
@@ -70,6 +82,7 @@ class PeakMemory:
             self.start = torch.cuda.memory_allocated(self.device)
             self.method = "cuda.max_memory_allocated"
             return self
+        _trim_heap()
         self.start = rss_bytes()
         if _reset_hwm():
             self.method = "VmHWM"
