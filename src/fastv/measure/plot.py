@@ -60,9 +60,9 @@ def plot_speedup(result: Any, model_config: Any, path: str | Path) -> Path:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xlabel("R (share of image tokens dropped)")
     ax.set_ylabel("speedup over baseline")
+    model = result.description.split(", random")[0].split(" (")[0]
     ax.set_title(
-        f"{result.workload}: {before}+{image}+{after} tokens x batch {result.batch_size} "
-        f"({result.device}, {result.dtype})",
+        f"{model}\n{before}+{image}+{after} tokens x batch {result.batch_size} ({result.device}, {result.dtype})",
         fontsize=9,
     )
     ax.legend(fontsize=7)
