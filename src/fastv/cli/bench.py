@@ -122,7 +122,10 @@ def _write(args: argparse.Namespace, result: Any) -> None:
     (out / f"{stem}.json").write_text(json.dumps(data, indent=2))
     written = [out / f"{stem}.json"]
     if not args.no_plot:
-        written.append(plot_speedup(result, result.model_config, out / f"{stem}.png"))
+        try:
+            written.append(plot_speedup(result, result.model_config, out / f"{stem}.png"))
+        except ImportError:
+            print("no plot: matplotlib is not installed (pip install 'fastv[plot]')", file=sys.stderr)
     if result.rank_overhead_of_baseline_prefill is not None:
         print(f"ranking overhead: {100 * result.rank_overhead_of_baseline_prefill:.2f}% of the baseline prefill")
     print("wrote " + ", ".join(str(p) for p in written))
