@@ -10,6 +10,7 @@ fastv.remove(model)               # back to the exact original model
 from fastv.config import FastVConfig
 from fastv.errors import FastVError, UnsupportedModelError
 from fastv.families import supported_families
+from fastv.measure import flops
 from fastv.patch import apply, get_config, is_applied, last_keep, remove
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "FastVError",
     "UnsupportedModelError",
     "apply",
+    "flops",
     "get_config",
     "is_applied",
     "last_keep",
