@@ -7,6 +7,7 @@ fastv.last_keep(model)            # which prompt positions were kept, per sample
 fastv.remove(model)               # back to the exact original model
 """
 
+from fastv.analysis import analyze, analyze_many
 from fastv.config import FastVConfig
 from fastv.errors import FastVError, UnsupportedModelError
 from fastv.families import supported_families
@@ -17,6 +18,8 @@ __all__ = [
     "FastVConfig",
     "FastVError",
     "UnsupportedModelError",
+    "analyze",
+    "analyze_many",
     "apply",
     "flops",
     "get_config",
