@@ -20,9 +20,23 @@ SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN)
 _WORD = re.compile(r"\w+|[^\w\s]+")
 
 
-def build_prompt(question: str) -> str:
+def build_prompt(question: str, template: str | None = None) -> str:
     """The prompt the built-in model was trained on; the answer word follows it."""
-    return PROMPT_TEMPLATE.format(question=question.strip())
+    return (template or PROMPT_TEMPLATE).format(question=question.strip())
+
+
+def chat_template(template: str = PROMPT_TEMPLATE) -> str:
+    """A Jinja chat template rendering a user turn in the trained format (so generic code paths that use
+    ``processor.apply_chat_template`` build the same prompt as :func:`build_prompt`)."""
+    before, after = template.split("{question}")
+    return (
+        "{%- for m in messages if m['role'] == 'user' -%}"
+        "{%- if m['content'] is string -%}{%- set q = m['content'] -%}"
+        "{%- else -%}{%- set q = m['content'] | selectattr('type', 'equalto', 'text') | map(attribute='text')"
+        " | join(' ') -%}{%- endif -%}"
+        f"{before}{{{{ q | trim }}}}{after}"
+        "{%- endfor -%}"
+    )
 
 
 def vocabulary(texts: Iterable[str]) -> list[str]:
@@ -73,4 +87,5 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_s
         vision_feature_select_strategy="default",
         image_token=IMAGE_TOKEN,
         num_additional_image_tokens=1,
+        chat_template=chat_template(),
     )

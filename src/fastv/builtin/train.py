@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,9 @@ from pathlib import Path
 import torch
 
 from fastv.builtin.card import write_card
+from fastv.builtin.labels import COLORS, IGNORE, SHAPES, answer_kind, balance_weights, image_labels
 from fastv.builtin.model import PRESETS, ModelSize, build_model
+from fastv.builtin.pretrain import lr_at, pretrain_vision
 from fastv.builtin.text import IMAGE_TOKEN, build_processor, build_prompt, build_tokenizer, vocabulary
 from fastv.eval.datasets import VQASample, load_easyvqa
 
@@ -26,12 +27,17 @@ from fastv.eval.datasets import VQASample, load_easyvqa
 class Encoded:
     """Training set as tensors: one pixel tensor per distinct image, token ids per question."""
 
+    paths: list[str]  # distinct images, sorted
     pixels: torch.Tensor  # (n_images, 3, H, W)
     image_index: torch.Tensor  # (n_questions,)
     ids: list[torch.Tensor]  # prompt + answer + </s>
+    kinds: list[str]  # shape / color / yes/no, for progress checks
+    weights: torch.Tensor  # (n_questions,) loss weight of the answer token
 
 
-def encode(samples: list[VQASample], processor, size: ModelSize) -> Encoded:
+def encode(
+    samples: list[VQASample], processor, size: ModelSize, balance: bool = False, template: str | None = None
+) -> Encoded:
     """Run the processor's own image and text code once, so training inputs equal inference inputs."""
     tok = processor.tokenizer
     paths = sorted({str(s.image) for s in samples})
@@ -41,12 +47,15 @@ def encode(samples: list[VQASample], processor, size: ModelSize) -> Encoded:
     expand = IMAGE_TOKEN * size.n_image_tokens
     ids = []
     for s in samples:
-        prompt = tok(build_prompt(s.question).replace(IMAGE_TOKEN, expand))["input_ids"]
+        prompt = tok(build_prompt(s.question, template).replace(IMAGE_TOKEN, expand))["input_ids"]
         answer = tok(s.answers[0], add_special_tokens=False)["input_ids"]
         if len(answer) != 1:
             raise ValueError(f"answer {s.answers[0]!r} is not one token of the word-level vocabulary")
         ids.append(torch.tensor([*prompt, *answer, tok.eos_token_id]))
-    return Encoded(pixels, torch.tensor([where[str(s.image)] for s in samples]), ids)
+    index = torch.tensor([where[str(s.image)] for s in samples])
+    kinds = [answer_kind(s.answers[0]) for s in samples]
+    weights = torch.tensor(balance_weights(samples) if balance else [1.0] * len(samples))
+    return Encoded(paths, pixels, index, ids, kinds, weights)
 
 
 def collate(data: Encoded, idx: torch.Tensor, pad_id: int, flip: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -69,38 +78,54 @@ def collate(data: Encoded, idx: torch.Tensor, pad_id: int, flip: torch.Tensor) -
         "position_ids": position_ids,
         "pixel_values": pixels,
         "labels": labels,
+        "weights": data.weights[idx],
     }
 
 
-def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 5% of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
 def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy of the answer word and ``</s>`` only (the lm_head runs on 2 positions, not all)."""
-    labels = batch.pop("labels")[:, -2:]
-    logits = model(**batch, logits_to_keep=3).logits[:, :2]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
+    """Cross-entropy of the answer word (weighted) and ``</s>`` only; the lm_head runs on 2 positions, not all."""
+    labels, weights = batch.pop("labels")[:, -2:], batch.pop("weights")
+    logits = model(**batch, logits_to_keep=3).logits[:, :2].float()
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # (B, 2)
+    return (ce[:, 0] * weights).mean() / 2 + ce[:, 1].mean() / 2
 
 
 @torch.no_grad()
-def answer_accuracy(model, data: Encoded, pad_id: int, batch_size: int = 128) -> float:
-    """Teacher-forced check used while training: is the argmax at the answer slot the answer?"""
+def answer_accuracy(model, data: Encoded, pad_id: int, batch_size: int = 128) -> dict[str, float]:
+    """Teacher-forced check used while training: is the argmax at the answer slot the answer? By kind."""
     model.eval()
-    correct = 0
+    hits: list[bool] = []
     no_flip = torch.zeros(batch_size, dtype=torch.bool)
     for start in range(0, len(data.ids), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data.ids)))
         batch = collate(data, idx, pad_id, no_flip[: len(idx)])
         labels = batch.pop("labels")
+        batch.pop("weights")
         logits = model(**batch, logits_to_keep=3).logits
-        correct += int((logits[:, -3].argmax(-1) == labels[:, -2]).sum())
+        hits += (logits[:, -3].argmax(-1) == labels[:, -2]).tolist()
     model.train()
-    return correct / len(data.ids)
+    out = {"all": sum(hits) / len(hits)}
+    for kind in ("shape", "color", "yes/no"):
+        sel = [h for h, k in zip(hits, data.kinds, strict=True) if k == kind]
+        if sel:
+            out[kind] = sum(sel) / len(sel)
+    return out
+
+
+def param_groups(model, weight_decay: float, vision_lr_scale: float) -> list[dict]:
+    """No decay on norms, biases, embeddings; a smaller step (or none) for the pre-trained vision tower."""
+    groups: dict[tuple[bool, bool], list] = {}
+    if vision_lr_scale == 0:  # frozen: no vision-tower backward pass at all
+        model.model.vision_tower.requires_grad_(False)
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = (p.ndim >= 2 and "embed" not in name, "vision_tower" in name)
+        groups.setdefault(key, []).append(p)
+    return [
+        {"params": ps, "weight_decay": weight_decay if decays else 0.0, "lr_scale": vision_lr_scale if vis else 1.0}
+        for (decays, vis), ps in groups.items()
+    ]
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -120,20 +145,30 @@ def train(args: argparse.Namespace) -> dict:
     print(f"model: {n_params / 1e6:.2f}M parameters, {size.n_image_tokens} image tokens per image")
 
     t0 = time.perf_counter()
-    data = encode(train_set, processor, size)
-    check = encode(load_easyvqa("test", n=args.check_n, seed=args.seed), processor, size)
+    data = encode(train_set, processor, size, template=None)
+    check = encode(load_easyvqa("test", n=args.check_n, seed=args.seed), processor, size, template=None)
     print(f"encoded {len(data.ids)} training questions in {time.perf_counter() - t0:.1f}s")
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, 0.98),
-    )
     gen = torch.Generator().manual_seed(args.seed)
+    t_start = time.perf_counter()
+    if args.vision_steps:
+        found = image_labels(train_set)
+        labels = torch.tensor([found.get(p, (IGNORE, IGNORE)) for p in data.paths])
+        print(f"stage 1: vision tower on shape/colour labels of {int((labels != IGNORE).any(1).sum())} images")
+        pretrain_vision(
+            model,
+            data.pixels,
+            labels,
+            args.vision_steps,
+            args.batch_size,
+            args.lr,
+            gen,
+            args.log_every,
+        )
+    opt = torch.optim.AdamW(param_groups(model, args.weight_decay, args.vision_lr_scale), lr=args.lr, betas=(0.9, 0.98))
+    print("stage 2: LLaVA end to end, loss on the answer")
     order = torch.randperm(len(data.ids), generator=gen)
-    cursor, running, t_start = 0, 0.0, time.perf_counter()
+    cursor, running = 0, 0.0
     warmup = max(1, int(0.05 * args.steps))
     for step in range(args.steps):
         if cursor + args.batch_size > len(order):
@@ -143,7 +178,7 @@ def train(args: argparse.Namespace) -> dict:
         flip = torch.rand(len(idx), generator=gen) < 0.5
         batch = collate(data, idx, tokenizer.pad_token_id, flip)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr, warmup)
+            group["lr"] = lr_at(step, args.steps, args.lr, warmup) * group["lr_scale"]
         loss = answer_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -154,7 +189,8 @@ def train(args: argparse.Namespace) -> dict:
             elapsed = time.perf_counter() - t_start
             msg = f"step {step + 1}/{args.steps}  loss {running:.4f}  {elapsed:.0f}s"
             if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == args.steps):
-                msg += f"  test-check acc {answer_accuracy(model, check, tokenizer.pad_token_id):.4f}"
+                accs = answer_accuracy(model, check, tokenizer.pad_token_id)
+                msg += "  test-check " + " ".join(f"{k} {v:.3f}" for k, v in accs.items())
             print(msg, flush=True)
     train_seconds = time.perf_counter() - t_start
     model.eval()
@@ -179,6 +215,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--vision-steps", type=int, default=300, help="stage 1 steps (0: skip)")
+    p.add_argument("--vision-lr-scale", type=float, default=0.3, help="stage 2 lr of the vision tower, relative")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--train-n", type=int, default=None, help="train on a seeded subset (tests)")
     p.add_argument("--check-n", type=int, default=512, help="test questions for the progress check")

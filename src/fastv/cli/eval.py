@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
@@ -15,7 +13,7 @@ from rich.console import Console
 from fastv.config import RANKERS
 from fastv.eval.datasets import DATASETS, load_dataset
 from fastv.eval.report import results_table, write_results
-from fastv.eval.runner import DEFAULT_PROMPT, evaluate
+from fastv.eval.runner import evaluate
 
 
 def _floats(text: str) -> list[float]:
@@ -54,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompt",
         default=None,
-        help="Prompt template with {question} (default: the built-in format for the built-in model, "
-        "otherwise the processor's chat template).",
+        help="Prompt template with {question} (default: the processor's chat template, which for the "
+        "built-in model is its trained format).",
     )
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--device", default="cpu")
@@ -63,20 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--attn", default="sdpa", help="attn_implementation: sdpa, eager, flash_attention_2")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
-
-
-def _prompt_for(args: argparse.Namespace, processor: Any) -> str | Callable[[str], str]:
-    """The built-in format, a user template, or the processor's chat template around the question."""
-    if args.prompt is not None:
-        return args.prompt
-    if args.model is None or not getattr(processor, "chat_template", None):
-        return DEFAULT_PROMPT
-
-    def chat(question: str) -> str:
-        content = [{"type": "image"}, {"type": "text", "text": question}]
-        return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-
-    return chat
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         rankers=args.rank,
         batch_size=args.batch_size,
         seed=args.seed,
-        prompt=_prompt_for(args, processor),
+        prompt=args.prompt,
         max_new_tokens=args.max_new_tokens,
         progress=not args.no_progress,
     )

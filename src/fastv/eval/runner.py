@@ -22,7 +22,7 @@ from fastv.eval.datasets import VQASample
 from fastv.measure.flops import flops
 from fastv.measure.presets import Layout
 
-DEFAULT_PROMPT = "<image> Question: {question} Answer:"  # the built-in model's format
+DEFAULT_PROMPT = "<image> Question: {question} Answer:"  # used when the processor has no chat template
 BASELINE = "baseline"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -93,17 +93,34 @@ def _layout(ids: torch.Tensor, mask: torch.Tensor, image_id: int) -> Layout:
     return Layout(first, len(where), len(real) - last - 1)
 
 
+def resolve_prompt(processor: Any, prompt: str | Callable[[str], str] | None = None) -> Callable[[str], str]:
+    """Question -> prompt text: an explicit template (with ``{question}``) or callable, else the
+    processor's chat template (one image, then the question), else :data:`DEFAULT_PROMPT`."""
+    if callable(prompt):
+        return prompt
+    if prompt is not None:
+        return lambda q: prompt.format(question=q)
+    if getattr(processor, "chat_template", None):
+
+        def chat(question: str) -> str:
+            content = [{"type": "image"}, {"type": "text", "text": question}]
+            return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+        return chat
+    return lambda q: DEFAULT_PROMPT.format(question=q)
+
+
 def prepare_batches(
     model: Any,
     processor: Any,
     samples: Sequence[VQASample],
     batch_size: int,
-    prompt: str | Callable[[str], str] = DEFAULT_PROMPT,
+    prompt: str | Callable[[str], str] | None = None,
 ) -> list[Batch]:
     """Pre-process once; left padding so every sample's prompt ends where generation starts."""
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "left"
-    render = prompt if callable(prompt) else (lambda q: prompt.format(question=q))
+    render = resolve_prompt(processor, prompt)
     image_id = _image_token_id(model)
     batches = []
     for start in range(0, len(samples), batch_size):
@@ -213,7 +230,7 @@ def evaluate(
     rankers: Sequence[str] = ("last_token", "mean", "random"),
     batch_size: int = 16,
     seed: int = 0,
-    prompt: str | Callable[[str], str] = DEFAULT_PROMPT,
+    prompt: str | Callable[[str], str] | None = None,
     max_new_tokens: int = 8,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
