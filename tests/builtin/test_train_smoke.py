@@ -19,7 +19,7 @@ from fastv.eval.datasets import load_easyvqa
 
 pytest.importorskip("easy_vqa")
 
-ARGS = ["--steps", "4", "--preset", "tiny", "--train-n", "128", "--check-n", "16", "--check-every", "2",
+ARGS = ["--steps", "4", "--vision-steps", "3", "--preset", "tiny", "--train-n", "128", "--check-n", "16", "--check-every", "2",
         "--eval-n", "16", "--batch-size", "8", "--log-every", "2", "--threads", "1"]  # fmt: skip
 
 

@@ -59,8 +59,8 @@ Prompt format (one image, greedy decoding, left padding for batches):
 {PROMPT_TEMPLATE}
 ```
 
-The answer is one word followed by `</s>`, e.g. `<image> Question: what color is the shape? Answer:` ->
-`blue`. Answers: circle, rectangle, triangle, yes, no, and the colours red, green, blue, black, gray,
+The processor's chat template renders this format too. The answer is one word followed by `</s>`,
+e.g. `Question: what color is the shape? <image> Answer:` -> `blue`. Answers: circle, rectangle, triangle, yes, no, and the colours red, green, blue, black, gray,
 teal, brown, yellow.
 
 ## Data
@@ -76,10 +76,24 @@ shape. Training used the train split only ({meta["train_questions"]} questions o
 {_command(meta["args"])}
 ```
 
+Two stages, both on the train split only, seed {meta["args"]["seed"]}:
+
+1. Vision tower ({meta["args"]["vision_steps"]} steps): each patch token of the projected layer is trained
+   (through throw-away linear heads) to name what it shows: background, or the image's shape and colour
+   where a pixel test finds the shape. The labels are read off the training questions ("what shape ...?
+   circle", "is there a red shape? yes"). Per-patch targets keep the evidence local, where the shape is,
+   which is what makes this model a meaningful test bed for token pruning.
+2. LLaVA ({meta["args"]["steps"]} steps), vision tower frozen: projector and decoder trained on the
+   VQA answers, loss on the answer word and `</s>` only, batch {meta["args"]["batch_size"]}.
+
 AdamW (lr {meta["args"]["lr"]}, betas 0.9/0.98, weight decay {meta["args"]["weight_decay"]}), 5% warm-up then
-cosine decay, batch {meta["args"]["batch_size"]}, {meta["args"]["steps"]} steps, loss on the answer word and
-`</s>` only, seed {meta["args"]["seed"]}. Took {minutes:.1f} min on {meta["threads"]} CPU threads (torch
-{meta.get("torch", "?")}). Same seed and thread count give the same weights.
+cosine decay, random horizontal flips. Training took {minutes:.1f} min ({meta["wall_seconds"] / 60:.1f} min in
+all, with data encoding and the test-split evaluation) on {meta["threads"]} CPU thread(s), torch
+{meta.get("torch", "?")}; same seed and thread count give the same weights bit for bit.
+
+The question comes before the image: a causal decoder then lets image tokens attend to the question,
+and this tiny model learns yes/no questions ("is there a red shape?") within a CPU budget; with the
+image first it stayed on the question prior (84% on yes/no) in our runs.
 
 ## Evaluation
 

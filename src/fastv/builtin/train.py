@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from fastv.builtin.card import write_card
-from fastv.builtin.labels import COLORS, IGNORE, SHAPES, answer_kind, balance_weights, image_labels
+from fastv.builtin.labels import IGNORE, answer_kind, image_labels
 from fastv.builtin.model import PRESETS, ModelSize, build_model
 from fastv.builtin.pretrain import lr_at, pretrain_vision
 from fastv.builtin.text import IMAGE_TOKEN, build_processor, build_prompt, build_tokenizer, vocabulary
@@ -32,12 +32,9 @@ class Encoded:
     image_index: torch.Tensor  # (n_questions,)
     ids: list[torch.Tensor]  # prompt + answer + </s>
     kinds: list[str]  # shape / color / yes/no, for progress checks
-    weights: torch.Tensor  # (n_questions,) loss weight of the answer token
 
 
-def encode(
-    samples: list[VQASample], processor, size: ModelSize, balance: bool = False, template: str | None = None
-) -> Encoded:
+def encode(samples: list[VQASample], processor, size: ModelSize) -> Encoded:
     """Run the processor's own image and text code once, so training inputs equal inference inputs."""
     tok = processor.tokenizer
     paths = sorted({str(s.image) for s in samples})
@@ -47,15 +44,14 @@ def encode(
     expand = IMAGE_TOKEN * size.n_image_tokens
     ids = []
     for s in samples:
-        prompt = tok(build_prompt(s.question, template).replace(IMAGE_TOKEN, expand))["input_ids"]
+        prompt = tok(build_prompt(s.question).replace(IMAGE_TOKEN, expand))["input_ids"]
         answer = tok(s.answers[0], add_special_tokens=False)["input_ids"]
         if len(answer) != 1:
             raise ValueError(f"answer {s.answers[0]!r} is not one token of the word-level vocabulary")
         ids.append(torch.tensor([*prompt, *answer, tok.eos_token_id]))
     index = torch.tensor([where[str(s.image)] for s in samples])
     kinds = [answer_kind(s.answers[0]) for s in samples]
-    weights = torch.tensor(balance_weights(samples) if balance else [1.0] * len(samples))
-    return Encoded(paths, pixels, index, ids, kinds, weights)
+    return Encoded(paths, pixels, index, ids, kinds)
 
 
 def collate(data: Encoded, idx: torch.Tensor, pad_id: int, flip: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -78,16 +74,14 @@ def collate(data: Encoded, idx: torch.Tensor, pad_id: int, flip: torch.Tensor) -
         "position_ids": position_ids,
         "pixel_values": pixels,
         "labels": labels,
-        "weights": data.weights[idx],
     }
 
 
 def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy of the answer word (weighted) and ``</s>`` only; the lm_head runs on 2 positions, not all."""
-    labels, weights = batch.pop("labels")[:, -2:], batch.pop("weights")
+    """Cross-entropy of the answer word and ``</s>`` only (the lm_head runs on 2 positions, not all)."""
+    labels = batch.pop("labels")[:, -2:]
     logits = model(**batch, logits_to_keep=3).logits[:, :2].float()
-    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # (B, 2)
-    return (ce[:, 0] * weights).mean() / 2 + ce[:, 1].mean() / 2
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels)
 
 
 @torch.no_grad()
@@ -100,7 +94,6 @@ def answer_accuracy(model, data: Encoded, pad_id: int, batch_size: int = 128) ->
         idx = torch.arange(start, min(start + batch_size, len(data.ids)))
         batch = collate(data, idx, pad_id, no_flip[: len(idx)])
         labels = batch.pop("labels")
-        batch.pop("weights")
         logits = model(**batch, logits_to_keep=3).logits
         hits += (logits[:, -3].argmax(-1) == labels[:, -2]).tolist()
     model.train()
@@ -131,8 +124,7 @@ def param_groups(model, weight_decay: float, vision_lr_scale: float) -> list[dic
 def train(args: argparse.Namespace) -> dict:
     """Build tokenizer, processor and model; train; return the run's metadata for the card."""
     torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     size = PRESETS[args.preset]
     full_train = load_easyvqa("train")  # the vocabulary never depends on --train-n, and never on test data
     words = vocabulary([s.question for s in full_train] + [a for s in full_train for a in s.answers])
@@ -145,8 +137,8 @@ def train(args: argparse.Namespace) -> dict:
     print(f"model: {n_params / 1e6:.2f}M parameters, {size.n_image_tokens} image tokens per image")
 
     t0 = time.perf_counter()
-    data = encode(train_set, processor, size, template=None)
-    check = encode(load_easyvqa("test", n=args.check_n, seed=args.seed), processor, size, template=None)
+    data = encode(train_set, processor, size)
+    check = encode(load_easyvqa("test", n=args.check_n, seed=args.seed), processor, size)
     print(f"encoded {len(data.ids)} training questions in {time.perf_counter() - t0:.1f}s")
 
     gen = torch.Generator().manual_seed(args.seed)
@@ -210,25 +202,28 @@ def train(args: argparse.Namespace) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fastv.builtin.train", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="directory for save_pretrained output")
-    p.add_argument("--steps", type=int, default=1800)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--vision-steps", type=int, default=300, help="stage 1 steps (0: skip)")
-    p.add_argument("--vision-lr-scale", type=float, default=0.3, help="stage 2 lr of the vision tower, relative")
+    p.add_argument("--vision-steps", type=int, default=500, help="stage 1 steps (0: skip)")
+    p.add_argument("--vision-lr-scale", type=float, default=0.0, help="stage 2 lr of the vision tower (0: frozen)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--train-n", type=int, default=None, help="train on a seeded subset (tests)")
     p.add_argument("--check-n", type=int, default=512, help="test questions for the progress check")
     p.add_argument("--check-every", type=int, default=300)
     p.add_argument("--eval-n", type=int, default=None, help="test questions for the final accuracy (all)")
     p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads; 1 is reproducible bit for bit and robust on a busy CPU"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started = time.perf_counter()
     run = train(args)
     model, processor = run["model"], run["processor"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -242,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"test accuracy (generate, exact match): {result['accuracy']:.4f} on {result['n']} questions")
     meta = {k: v for k, v in run.items() if k not in ("model", "processor", "size")}
     meta |= {"args": {k: str(v) for k, v in vars(args).items()}, "test": result}
+    meta["wall_seconds"] = time.perf_counter() - started
     (args.out / "training_run.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_card(args.out, run["size"], meta)
     return 0
