@@ -14,7 +14,16 @@ import fastv
 from fastv.builtin import load_builtin
 from fastv.eval.datasets import load_easyvqa
 from fastv.eval.report import markdown_table, write_results
-from fastv.eval.runner import BASELINE, evaluate, is_correct, normalize_answer, prepare_batches, settings_for
+from fastv.eval.runner import (
+    BASELINE,
+    DEFAULT_PROMPT,
+    evaluate,
+    is_correct,
+    normalize_answer,
+    prepare_batches,
+    resolve_prompt,
+    settings_for,
+)
 
 pytest.importorskip("easy_vqa")
 
@@ -35,6 +44,23 @@ def test_settings_for_runs_the_baseline_once():
     assert settings[0].fastv_config() is None
     assert settings[-1].fastv_config() == fastv.FastVConfig(k=2, ratio=0.9, rank="random", seed=0)
     assert all(s.rank is not None for s in settings_for(2, [0.5], ["mean"]))  # no baseline without ratio 0
+
+
+def test_resolve_prompt_prefers_explicit_then_chat_template():
+    class Plain:
+        chat_template = None
+
+    class Chat:
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, add_generation_prompt):
+            text = next(c["text"] for c in messages[0]["content"] if c["type"] == "text")
+            return f"CHAT[{text}]"
+
+    assert resolve_prompt(Chat(), "Q: {question} <image>")("why?") == "Q: why? <image>"
+    assert resolve_prompt(Chat(), str.upper)("why?") == "WHY?"
+    assert resolve_prompt(Chat())("why?") == "CHAT[why?]"
+    assert resolve_prompt(Plain())("why?") == DEFAULT_PROMPT.format(question="why?")
 
 
 def _eq5(n: int, d: int, m: int) -> float:
@@ -61,7 +87,10 @@ def test_runner_fields_and_accuracy(run):
         assert r["time_s"] > 0
     base = results[0]
     assert base["accuracy"] >= 0.8  # a trained model, not a random one
-    assert base["flops_ratio"] == 1.0 and base["kept_image_tokens"] == base["image_tokens"] == 64
+    assert (
+        base["flops_ratio"] == base["flops_ratio_exact"] == 1.0
+        and base["kept_image_tokens"] == base["image_tokens"] == 64
+    )
 
 
 def test_runner_measures_pruning_and_flops(run):
@@ -75,6 +104,7 @@ def test_runner_measures_pruning_and_flops(run):
     expected = sum(2 * _eq5(n, d, m) + (L - 2) * _eq5(n - 32, d, m) for n in ns) / sum(L * _eq5(n, d, m) for n in ns)
     assert math.isclose(pruned["flops_ratio"], expected, rel_tol=1e-9)
     assert 0.5 < pruned["flops_ratio"] < 0.75
+    assert 0.5 < pruned["flops_ratio_exact"] < 0.75 and pruned["flops_ratio_exact"] != pruned["flops_ratio"]
     assert results[2]["flops_ratio"] == pruned["flops_ratio"]
 
 

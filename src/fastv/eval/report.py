@@ -18,7 +18,7 @@ PLOT_PNG = "accuracy_vs_flops.png"
 def results_table(results: Sequence[dict[str, Any]], title: str = "FastV evaluation") -> Table:
     """A rich table, one row per setting, accuracy also shown relative to the baseline."""
     table = Table(title=title)
-    for col in ("setting", "acc", "rel. acc", "FLOPs", "img tok kept", "time s", "n"):
+    for col in ("setting", "acc", "rel. acc", "FLOPs (Eq.5)", "img tok kept", "time s", "n"):
         table.add_column(col, justify="left" if col == "setting" else "right")
     for r in summary(results):
         rel = r["relative_accuracy"]
@@ -37,7 +37,7 @@ def results_table(results: Sequence[dict[str, Any]], title: str = "FastV evaluat
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     """The same table as Markdown (for docs)."""
     lines = [
-        "| setting | accuracy | rel. to baseline | FLOPs ratio | image tokens kept | time (s) | n |",
+        "| setting | accuracy | rel. to baseline | FLOPs ratio (Eq. 5) | image tokens kept | time (s) | n |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary(results):

@@ -161,12 +161,14 @@ def _kept_image_tokens(model: Any, batch: Batch, image_id: int) -> list[int]:
     return kept
 
 
-def flops_ratio(model: Any, layouts: Sequence[Layout], setting: Setting) -> float:
-    """Prefill FLOPs share of the language model, the paper's Eq. 5 with R on image tokens only."""
+def flops_ratios(model: Any, layouts: Sequence[Layout], setting: Setting) -> tuple[float, float]:
+    """Prefill FLOPs share of the language model: the paper's Eq. 5 (R on image tokens only, as FastV's
+    code does) and the exact matmul count of this architecture (SwiGLU, GQA, last-position lm_head)."""
     config = setting.fastv_config()
     if config is None:
-        return 1.0
-    return float(flops(model, list(layouts), config).eq5_ratio)
+        return 1.0, 1.0
+    report = flops(model, list(layouts), config)
+    return float(report.eq5_ratio), float(report.exact_ratio)
 
 
 def run_setting(
@@ -202,6 +204,7 @@ def run_setting(
         if config is not None:
             fastv.remove(model)
     layouts = [lay for b in batches for lay in b.layouts]
+    eq5, exact = flops_ratios(model, layouts, setting)
     n = len(predictions)
     n_img = [lay.image for lay in layouts]
     return {
@@ -214,7 +217,8 @@ def run_setting(
         "accuracy": correct / n if n else float("nan"),
         "time_s": seconds,
         "samples_per_s": n / seconds if seconds else float("nan"),
-        "flops_ratio": flops_ratio(model, layouts, setting),
+        "flops_ratio": eq5,
+        "flops_ratio_exact": exact,
         "image_tokens": sum(n_img) / n if n else 0.0,
         "kept_image_tokens": (sum(kept) / len(kept)) if kept else (sum(n_img) / n if n else 0.0),
         "predictions": predictions,
