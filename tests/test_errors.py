@@ -8,6 +8,7 @@ from transformers import LlamaForCausalLM, StaticCache
 
 import fastv
 from fastv import FastVConfig, FastVError, UnsupportedModelError
+from fastv.compat import output_cache, with_cache
 from tests.tiny_models import prompt_ids, text_config
 
 
@@ -79,25 +80,25 @@ def test_static_cache(patched):
         patched.model.generate(**_inputs(patched), max_new_tokens=2, cache_implementation="static")
     cache = StaticCache(config=patched.model.config, max_cache_len=64)
     with pytest.raises(FastVError, match="StaticCache"):
-        patched.model(**_inputs(patched), past_key_values=cache)
+        patched.model(**with_cache(cache, **_inputs(patched)))
 
 
 def test_second_prefill_onto_a_pruned_cache(patched):
     inputs = _inputs(patched)
-    cache = patched.model(**inputs, use_cache=True).past_key_values
+    cache = output_cache(patched.model(**inputs, use_cache=True))
     more = torch.tensor([[5, 6, 7]])
     with pytest.raises(FastVError, match=r"3 new tokens onto a KV cache already holding .*chunked prefill"):
-        patched.model(input_ids=more, past_key_values=cache)
+        patched.model(**with_cache(cache, input_ids=more))
 
 
 def test_continuing_a_pruned_cache_after_remove(patched):
     inputs = _inputs(patched)
     model = patched.model
-    cache = model(**inputs, use_cache=True).past_key_values
+    cache = output_cache(model(**inputs, use_cache=True))
     fastv.remove(model)
     fastv.apply(model, FastVConfig(k=2, ratio=0.25))  # a new patch did not record this cache
     with pytest.raises(FastVError, match="pruned by another FastV prefill"):
-        model(input_ids=torch.tensor([[5]]), past_key_values=cache)
+        model(**with_cache(cache, input_ids=torch.tensor([[5]])))
 
 
 def test_calling_the_language_model_directly(patched):

@@ -28,6 +28,7 @@ from transformers.masking_utils import (
     sliding_window_overlay,
 )
 
+from fastv.compat import bind_arguments, find_cache, warn_if_untested, with_cache
 from fastv.config import FastVConfig
 from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep, segment_drops
 from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
@@ -98,21 +99,21 @@ class _Patch:
         self.call = self.session = None
 
     def _begin_call(self, model: nn.Module, args: tuple, kwargs: dict) -> None:
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        attention_mask = kwargs.get("attention_mask")
-        cache = kwargs.get("past_key_values")
+        named = bind_arguments(model, args, kwargs)
+        input_ids, attention_mask = named.get("input_ids"), named.get("attention_mask")
+        cache = find_cache(named)
         _reject_static_cache(cache)
         past = cache.get_seq_length() if cache is not None else 0
         if past == 0:
-            self.call = _Call("prefill", input_ids, attention_mask, inputs=kwargs)
+            self.call = _Call("prefill", input_ids, attention_mask, inputs=named)
             self._plan_inputs(model)
             return
-        q_len = input_ids.shape[1] if input_ids is not None else kwargs["inputs_embeds"].shape[1]
+        q_len = input_ids.shape[1] if input_ids is not None else named["inputs_embeds"].shape[1]
         if q_len != 1:
             raise FastVError(
                 f"FastV got {q_len} new tokens onto a KV cache already holding {past}: chunked prefill, a second "
                 "prefill onto a pruned cache and assisted/speculative decoding cannot be made correct, because "
-                "the pruned layers' cache no longer matches. Start a new cache (past_key_values=None) per prompt, "
+                "the pruned layers' cache no longer matches. Start a new cache (no cache argument) per prompt, "
                 "or call fastv.remove(model) first."
             )
         self.call = _Call("decode", input_ids, attention_mask)
@@ -180,7 +181,7 @@ class _Patch:
         hidden = kwargs["hidden_states"]
         position_embeddings = kwargs["position_embeddings"]
         family = self.family
-        keys = _cached_keys(kwargs.get("past_key_values"), self.config.k - 1, hidden.shape[1])
+        keys = _cached_keys(find_cache(kwargs), self.config.k - 1, hidden.shape[1])
         if keys is None:
             keys = family.keys(attention, hidden, position_embeddings)
         scaling, softcap, window = family.scaling(attention), family.softcap(attention), self.rank_window
@@ -205,7 +206,7 @@ class _PrunedLayerHook:
         if call is None:
             raise _bypass_error(patch)
         hidden = args[0] if args else kwargs["hidden_states"]
-        cache = kwargs.get("past_key_values")
+        cache = find_cache(kwargs)
         if call.mode == "prefill":
             plan = call.plan
             if self.layer_idx == patch.config.k:
@@ -271,14 +272,14 @@ class _PrunedLayerHook:
         """
         window = self.sliding_window
         if window not in call.masks:
-            kwargs = {
-                "config": self.patch.text_config,
-                "inputs_embeds": hidden,
-                "attention_mask": mask_2d,
-                "past_key_values": cache,
-                "position_ids": None,  # gapped kept positions would read as packed sequences
-                "layer_idx": self.layer_idx,
-            }
+            kwargs = with_cache(
+                cache,
+                config=self.patch.text_config,
+                inputs_embeds=hidden,
+                attention_mask=mask_2d,
+                position_ids=None,  # gapped kept positions would read as packed sequences
+                layer_idx=self.layer_idx,
+            )
             blocks = call.blocks if call.mode == "prefill" else None
             if blocks is not None and call.plan is not None:  # bidirectional image blocks (Gemma 3)
                 kept_blocks = gather_sequence(blocks, call.plan.indices, seq_dim=1)
@@ -347,6 +348,7 @@ def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
 
     Applying to an already patched model raises: call ``remove`` first to change the setting.
     """
+    warn_if_untested()
     config = config or FastVConfig()
     if not isinstance(config, FastVConfig):
         raise TypeError(f"config must be a fastv.FastVConfig, got {type(config).__name__}.")

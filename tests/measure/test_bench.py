@@ -12,6 +12,7 @@ import json
 import pytest
 import torch
 
+from fastv.compat import output_cache
 from fastv.config import FastVConfig
 from fastv.measure import get_preset
 from fastv.measure.bench import bench, settings_from_strings
@@ -61,8 +62,8 @@ def test_workload_has_the_preset_prompt_length():
     assert int((ids == get_preset("video-llava-7b").image_token_id).sum()) == 2048
     with torch.inference_mode():
         out = work.model(**work.inputs, use_cache=True, logits_to_keep=1)
-    assert cache_lengths(out.past_key_values) == [2123, 2123]
-    assert cache_bytes(out.past_key_values) == 2 * 2 * 4 * 1 * 128 * 2123  # K+V, 2 layers, fp32, 1 head x 128
+    assert cache_lengths(output_cache(out)) == [2123, 2123]
+    assert cache_bytes(output_cache(out)) == 2 * 2 * 4 * 1 * 128 * 2123  # K+V, 2 layers, fp32, 1 head x 128
 
 
 def test_local_checkpoint(tmp_path):

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from fastv.compat import output_cache, with_cache
 from fastv.config import FastVConfig
 from fastv.measure.flops import flops, kv_cache_bytes
 from fastv.measure.kvcache import cache_bytes, cache_lengths
@@ -148,14 +149,14 @@ def _generate(model: Any, inputs: dict[str, torch.Tensor], tokens: int) -> Any:
 
 def _decode_steps(model: Any, inputs: dict[str, torch.Tensor], out: Any, steps: int, device: torch.device) -> float:
     """Median seconds of one greedy decode step on the prefill's cache."""
-    cache = out.past_key_values
+    cache = output_cache(out)
     token = out.logits[:, -1:].argmax(-1)
     mask = torch.ones(inputs["input_ids"].shape, dtype=torch.long, device=device)
     times = []
     for _ in range(steps):
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         dt, step = _timed(
-            device, lambda t=token, m=mask: model(input_ids=t, attention_mask=m, past_key_values=cache, use_cache=True)
+            device, lambda t=token, m=mask: model(**with_cache(cache, input_ids=t, attention_mask=m, use_cache=True))
         )
         times.append(dt)
         token = step.logits[:, -1:].argmax(-1)
@@ -208,8 +209,8 @@ def _trial(
                 else:
                     prefill_s, out = _timed(device, lambda: model(**inputs, use_cache=True, logits_to_keep=1))
                 if record is not None:
-                    record.kv_bytes_measured = cache_bytes(out.past_key_values)
-                    record.kv_lengths = cache_lengths(out.past_key_values)
+                    record.kv_bytes_measured = cache_bytes(output_cache(out))
+                    record.kv_lengths = cache_lengths(output_cache(out))
                 decode_s = _decode_steps(model, inputs, out, decode_steps, device) if decode_steps else float("nan")
                 del out
             gen_short = _timed(device, lambda: _generate(model, inputs, short))[0] if short else None

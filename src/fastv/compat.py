@@ -1,0 +1,102 @@
+"""Everything fastv knows about transformers' internal names, in one place.
+
+transformers renames forward keywords and helper arguments between minor releases (5.24 renamed
+``past_key_values`` to ``cache`` in every forward, its outputs and the mask builders). fastv finds
+arguments by what they are where it can (the ``Cache`` among a hook's arguments) and reads the few
+remaining names from here, so the next rename costs one line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from functools import cache
+from typing import Any
+
+import torch
+import transformers
+from packaging.version import Version
+from transformers import masking_utils
+from transformers.cache_utils import Cache
+
+# The oldest and newest transformers releases CI runs the whole suite on (locks/oldest.txt, locks/newest.txt).
+TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
+
+
+@cache
+def cache_keyword() -> str:
+    """The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, before that
+    ``past_key_values``."""
+    parameters = inspect.signature(masking_utils.create_causal_mask).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def find_cache(*arguments: dict[str, Any]) -> Cache | None:
+    """The KV cache among a call's arguments, whatever keyword carried it."""
+    for mapping in arguments:
+        for value in mapping.values():
+            if isinstance(value, Cache):
+                return value
+    return None
+
+
+def output_cache(output: Any) -> Cache | None:
+    """The KV cache a model returned (``output.cache`` from 5.24, ``output.past_key_values`` before)."""
+    for name in ("cache", "past_key_values"):
+        value = getattr(output, name, None)
+        if isinstance(value, Cache):
+            return value
+    return None
+
+
+def with_cache(cache_value: Cache | None, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments for a forward or mask builder call, with the cache under this release's name."""
+    return {**kwargs, cache_keyword(): cache_value}
+
+
+def bind_arguments(module: torch.nn.Module, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A forward's arguments by parameter name, however the caller passed them (positionally or not).
+
+    A forward pre-hook gets positional and keyword arguments apart; FastV must read ``input_ids`` and
+    ``attention_mask`` the same way either way.
+    """
+    if not args:
+        return dict(kwargs)
+    signature = inspect.signature(module.forward)
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{type(module).__name__}.forward{signature} cannot take these arguments: {error}") from None
+    named = dict(bound.arguments)
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(named.pop(parameter.name, {}))
+    return named
+
+
+def transformers_version() -> Version:
+    return Version(transformers.__version__)
+
+
+def is_newer_than_tested(version: Version | None = None) -> bool:
+    """Any release past the newest tested one, patch releases included: CI has not run them."""
+    version = version or transformers_version()
+    return version.release > Version(TESTED_TRANSFORMERS[1]).release
+
+
+_warned: set[str] = set()
+
+
+def warn_if_untested() -> None:
+    """Warn once per process when transformers is newer than the newest release CI tested."""
+    version = transformers.__version__
+    if version in _warned or not is_newer_than_tested(Version(version)):
+        return
+    _warned.add(version)
+    oldest, newest = TESTED_TRANSFORMERS
+    warnings.warn(
+        f"fastv is tested on transformers {oldest} to {newest}; you have {version}. FastV patches transformers "
+        "internals that change between releases: run `fastv doctor` to check that pruning is exact on your stack.",
+        UserWarning,
+        stacklevel=3,
+    )

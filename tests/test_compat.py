@@ -1,0 +1,96 @@
+"""fastv on every supported transformers release: names read in one place, arguments found by what they are."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from packaging.version import Version
+from transformers import DynamicCache
+
+import fastv
+from fastv import compat
+from tests.tiny_models import left_pad, prompt_ids
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _padded_batch(vlm) -> dict:
+    prompts = [prompt_ids(2, [vlm.image_tokens], 3, seed=1), prompt_ids(6, [vlm.image_tokens], 5, seed=2)]
+    ids, mask = left_pad(prompts)
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values": vlm.pixel_values(2)}
+
+
+def test_cache_keyword_is_the_installed_releases():
+    expected = "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
+    assert compat.cache_keyword() == expected
+
+
+def test_find_cache_by_type_under_any_keyword():
+    cache = DynamicCache()
+    assert compat.find_cache({"cache": cache}) is cache
+    assert compat.find_cache({"x": 1}, {"past_key_values": cache}) is cache
+    assert compat.find_cache({"past_key_values": None, "use_cache": True}) is None
+
+
+def test_positional_attention_mask_is_read(llava):
+    """model(input_ids, pixel_values, attention_mask) positionally equals the keyword call on a padded batch."""
+    model, batch = llava.model, _padded_batch(llava)
+    fastv.apply(model, fastv.FastVConfig(k=2, ratio=0.5))
+    try:
+        with torch.no_grad():
+            by_keyword = model(**batch).logits
+            keep_keyword = fastv.last_keep(model)
+            positional = model(batch["input_ids"], batch["pixel_values"], batch["attention_mask"]).logits
+            keep_positional = fastv.last_keep(model)
+    finally:
+        fastv.remove(model)
+    assert by_keyword.shape == positional.shape
+    assert torch.equal(by_keyword, positional)
+    for got, want in zip(keep_positional, keep_keyword, strict=True):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("version", ["5.24.1", "5.99.0"])
+def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatch, version):
+    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(compat, "_warned", set())
+    with pytest.warns(
+        UserWarning, match=rf"tested on transformers 5\.23\.0 to 5\.24\.0; you have {version}.*fastv doctor"
+    ):
+        fastv.apply(llava.model, fastv.FastVConfig())
+    fastv.remove(llava.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastv.apply(llava.model, fastv.FastVConfig())  # once per process
+    fastv.remove(llava.model)
+
+
+@pytest.mark.parametrize("version", ["5.23.0", "5.24.0", "5.24.0.dev0"])
+def test_tested_releases_do_not_warn(llava, monkeypatch, version):
+    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(compat, "_warned", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastv.apply(llava.model, fastv.FastVConfig())
+    fastv.remove(llava.model)
+
+
+def _pinned(lock: str, package: str) -> str:
+    match = re.search(rf"^{package}==(\S+)$", (ROOT / "locks" / lock).read_text(), re.MULTILINE)
+    assert match, f"{package} is not pinned in locks/{lock}"
+    return match.group(1)
+
+
+def test_declared_range_and_locks_are_the_tested_releases():
+    """pyproject's floor is the oldest lock's transformers; the newest lock is the newest tested release."""
+    floor = re.search(r'"transformers>=([\d.]+)', (ROOT / "pyproject.toml").read_text()).group(1)
+    oldest, newest = compat.TESTED_TRANSFORMERS
+    assert Version(floor) == Version(oldest)
+    assert _pinned("oldest.txt", "transformers") == oldest
+    assert _pinned("newest.txt", "transformers") == newest
+    assert _pinned("newest.txt", "torch") == _pinned("oldest.txt", "torch") == "2.13.0+cpu"
