@@ -14,7 +14,7 @@ from transformers import DynamicCache
 
 import fastv
 from fastv import compat
-from tests.tiny_models import left_pad, prompt_ids
+from fastv.doctor.tiny import left_pad, prompt_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_positional_attention_mask_is_read(llava):
 
 @pytest.mark.parametrize("version", ["5.24.1", "5.99.0"])
 def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatch, version):
-    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
     with pytest.warns(
         UserWarning, match=rf"tested on transformers 5\.23\.0 to 5\.24\.0; you have {version}.*fastv doctor"
@@ -72,7 +72,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
 
 @pytest.mark.parametrize("version", ["5.23.0", "5.24.0", "5.24.0.dev0"])
 def test_tested_releases_do_not_warn(llava, monkeypatch, version):
-    monkeypatch.setattr(transformers, "__version__", version)
+    monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -9,7 +9,7 @@ from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import CLIPImageProcessor, LlavaProcessor, PreTrainedTokenizerFast
 
-from tests.tiny_models import IMAGE_TOKEN, VOCAB, TinyVLM
+from fastv.doctor.tiny import IMAGE_TOKEN, VOCAB, TinyVLM
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

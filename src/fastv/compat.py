@@ -9,12 +9,12 @@ remaining names from here, so the next rename costs one line.
 from __future__ import annotations
 
 import inspect
+import sys
 import warnings
 from functools import cache
 from typing import Any
 
 import torch
-import transformers
 from packaging.version import Version
 from transformers import masking_utils
 from transformers.cache_utils import Cache
@@ -75,7 +75,8 @@ def bind_arguments(module: torch.nn.Module, args: tuple, kwargs: dict) -> dict[s
 
 
 def transformers_version() -> Version:
-    return Version(transformers.__version__)
+    """The installed release (read from ``sys.modules``: building some models replaces the module object)."""
+    return Version(sys.modules["transformers"].__version__)
 
 
 def is_newer_than_tested(version: Version | None = None) -> bool:
@@ -89,10 +90,10 @@ _warned: set[str] = set()
 
 def warn_if_untested() -> None:
     """Warn once per process when transformers is newer than the newest release CI tested."""
-    version = transformers.__version__
-    if version in _warned or not is_newer_than_tested(Version(version)):
+    version = transformers_version()
+    if str(version) in _warned or not is_newer_than_tested(version):
         return
-    _warned.add(version)
+    _warned.add(str(version))
     oldest, newest = TESTED_TRANSFORMERS
     warnings.warn(
         f"fastv is tested on transformers {oldest} to {newest}; you have {version}. FastV patches transformers "

@@ -14,9 +14,9 @@ from fastv.analysis.draw import draw_keep, render_view
 from fastv.analysis.keep import keep_picture
 from fastv.cli import main
 from fastv.config import FastVConfig
+from fastv.doctor.tiny import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
 from fastv.families.layout import View
 from tests.analysis.saved import save_tiny_llava, save_tiny_llava_next
-from tests.tiny_models import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
 
 
 def _png_ok(path) -> None:
@@ -182,7 +182,7 @@ def test_cli_errors_are_messages(saved_llava, tmp_path, capsys):
 
 
 def test_keep_picture_qwen2_vl_image_and_video(tmp_path):
-    from tests.tiny_models import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+    from fastv.doctor.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
 
     vlm = tiny_qwen2_vl(layers=3)
     image, image_grid, n_image = vlm.visual((1, 4, 6))

@@ -7,13 +7,14 @@ from collections.abc import Callable
 import torch
 
 import fastv
+from fastv.doctor.prompts import image_runs
+from fastv.doctor.tiny import IMAGE_TOKEN, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
 )
-from tests.tiny_models import IMAGE_TOKEN, left_pad
 
 # sample(vlm, n_images, seed, before) -> unpadded inputs of one prompt
 Sample = Callable[..., dict]
@@ -54,8 +55,4 @@ def _pad_stack(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded)
 
 
-def runs(inputs: dict) -> torch.Tensor:
-    """(n,) segment ids of contiguous image-token runs, written out by hand."""
-    image = prunable(inputs)
-    starts = image & ~torch.cat([torch.tensor([False]), image[:-1]])
-    return torch.where(image, torch.cumsum(starts.long(), 0) - 1, torch.tensor(-1))
+runs = image_runs

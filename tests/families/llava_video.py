@@ -6,30 +6,9 @@ import torch
 
 import fastv
 import fastv.core.ranking as ranking
+from fastv.doctor.prompts import video_prompt as sample
+from fastv.doctor.tiny import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad
 from tests.families.equivalence import assert_batch_matches_singles, check_against_reference
-from tests.tiny_models import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad, llava_next_image, mm_prompt
-
-
-def sample(vlm: TinyVideoVLM, frames: int = 8, image: tuple[int, int] | None = (16, 16), seed: int = 0, before=3):
-    """One unpadded prompt: an image (anyres ``image`` size, or a fixed grid), then a video of ``frames``."""
-    parts, inputs = [], {}
-    if image is not None:
-        if vlm.image_tokens:  # fixed-grid image tower (Video-LLaVA)
-            parts.append((IMAGE_TOKEN, vlm.image_tokens))
-            inputs["pixel_values_images" if _takes_images_kwarg(vlm) else "pixel_values"] = vlm.pixel_values(1, seed)
-        else:
-            tiles, count = llava_next_image(vlm, image, seed=seed)
-            parts.append((IMAGE_TOKEN, count))
-            inputs |= {"pixel_values": tiles[None], "image_sizes": torch.tensor([image])}
-    if frames:
-        parts.append((VIDEO_TOKEN, vlm.video_token_count(frames)))
-        inputs["pixel_values_videos"] = vlm.pixel_values_videos(1, frames, seed=seed + 1)
-    ids, _ = mm_prompt(before, parts, 4, seed=seed)
-    return {"input_ids": ids[None], "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long), **inputs}
-
-
-def _takes_images_kwarg(vlm: TinyVideoVLM) -> bool:
-    return type(vlm.model).__name__.startswith("VideoLlava")
 
 
 def prunable(inputs: dict) -> torch.Tensor:

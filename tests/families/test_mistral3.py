@@ -8,28 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from fastv.doctor.prompts import mistral3_prompt
+from fastv.doctor.reference import language_model
+from fastv.doctor.tiny import tiny_mistral3
 from tests.families import image_suite
-from tests.reference import language_model
-from tests.tiny_models import IMAGE_TOKEN, mistral3_image_ids, tiny_mistral3
-
-SIZES = [(16, 32), (32, 16), (16, 16)]
-
-
-def _sample(vlm, n_images: int, seed: int, before: int) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    sizes = [SIZES[(seed + i) % len(SIZES)] for i in range(n_images)]
-    ids = torch.randint(3, IMAGE_TOKEN, (before,), generator=generator).tolist()
-    for size in sizes:
-        ids += mistral3_image_ids(size) + torch.randint(3, IMAGE_TOKEN, (1,), generator=generator).tolist()
-    ids += torch.randint(3, IMAGE_TOKEN, (5,), generator=generator).tolist()
-    ids = torch.tensor(ids)[None]
-    pixels = torch.randn(n_images, 3, 32, 32, generator=generator)
-    return {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "pixel_values": pixels,
-        "image_sizes": torch.tensor(sizes),
-    }
 
 
 def _images(inputs: dict) -> torch.Tensor:
@@ -46,4 +28,4 @@ def test_equivalence_suite():
     vlm = tiny_mistral3()
     config = language_model(vlm.model).config
     assert config.sliding_window == 12 and getattr(config, "layer_types", None) is None
-    image_suite.run_all(vlm, _sample, _images)
+    image_suite.run_all(vlm, mistral3_prompt, _images)

@@ -1,5 +1,7 @@
 """An independent, cache-free FastV reference: a hand-written loop over decoder layers.
 
+One copy, used by the test suite and by ``fastv doctor`` on the user's own stack.
+
 It shares only the model's weights and layer modules with fastv: masks are built here by hand,
 the ranking comes from eager ``output_attentions`` of the unpatched model, and the pruned layers
 run on an explicitly gathered subsequence with explicitly gathered cos/sin.
@@ -41,15 +43,17 @@ def merged_embeddings(model, **inputs) -> torch.Tensor:
     return captured["embeds"]
 
 
-def _mask(n: int, dtype: torch.dtype, window: int | None = None, blocks: torch.Tensor | None = None) -> torch.Tensor:
+def _mask(
+    n: int, dtype: torch.dtype, window: int | None = None, blocks: torch.Tensor | None = None, device=None
+) -> torch.Tensor:
     """Additive (1, 1, n, n) mask: causal, within ``window`` rows back, bidirectional inside ``blocks``."""
-    index = torch.arange(n)
+    index = torch.arange(n, device=device)
     allowed = index[None, :] <= index[:, None]
     if blocks is not None:
         allowed |= (blocks[:, None] == blocks[None, :]) & (blocks[:, None] >= 0)
     if window is not None:
         allowed &= index[None, :] > index[:, None] - window
-    return torch.zeros(n, n, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+    return torch.zeros(n, n, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
 def _layer_types(text_config, n_layers: int) -> list[str]:
@@ -82,25 +86,42 @@ def reference_logits(
     lm = language_model(model)
     config = lm.config
     n = embeds.shape[1]
-    positions = torch.arange(n)[None] if position_ids is None else position_ids
+    device = embeds.device
+    kept = kept.to(device)
+    blocks = None if blocks is None else blocks.to(device)
+    positions = torch.arange(n, device=device)[None] if position_ids is None else position_ids.to(device)
     types = _layer_types(config, len(lm.layers))
     windows = [config.sliding_window if t == "sliding_attention" else None for t in types]
     with torch.no_grad():
         rotary = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
         hidden = embeds
         for i, layer in enumerate(lm.layers[:k]):
-            mask = _mask(n, hidden.dtype, windows[i], blocks)
+            mask = _mask(n, hidden.dtype, windows[i], blocks, device)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]])
         hidden = hidden[:, kept]
         kept_blocks = None if blocks is None else blocks[kept]
         for i, layer in enumerate(lm.layers[k:], start=k):
             cos, sin = rotary[types[i]]
-            mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks)
+            mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks, device)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]))
         logits = model.lm_head(lm.norm(hidden))
         # Soft-capping only where the model's own forward applies it (Gemma3ForConditionalGeneration does not).
         cap = getattr(model.config, "final_logit_softcapping", None) if model.config is not config else None
         return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+def reference_scores(model, inputs: dict, k: int, rank: str) -> torch.Tensor:
+    """(n,) head-averaged attention each token gets from layer k-1's eager attention map of the unpatched
+    model: the last query's row (``last_token``) or the mean over all queries (``mean``)."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = model(**inputs, output_attentions=True, use_cache=False)
+    finally:
+        model.set_attn_implementation(previous)
+    attention = out.attentions[k - 1][0].float().mean(dim=0).cpu()  # (n, n), head-averaged
+    return attention[-1] if rank == "last_token" else attention.mean(dim=0)
 
 
 def reference_kept(
@@ -111,21 +132,16 @@ def reference_kept(
     n_drop: int | dict[int, int],
     rank: str,
     segments: torch.Tensor | None = None,
+    scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Kept positions of one unpadded sample from full eager attention maps (the unoptimised definition).
 
     With ``segments`` ((n,) image / frame id per image token), ``n_drop`` maps segment id -> count and
-    each segment is ranked on its own.
+    each segment is ranked on its own. ``scores``: precomputed ``reference_scores``.
     """
-    previous = model.config._attn_implementation
-    model.set_attn_implementation("eager")
-    try:
-        with torch.no_grad():
-            out = model(**inputs, output_attentions=True, use_cache=False)
-    finally:
-        model.set_attn_implementation(previous)
-    attention = out.attentions[k - 1][0].float().mean(dim=0)  # (n, n), head-averaged
-    scores = attention[-1] if rank == "last_token" else attention.mean(dim=0)
+    scores = reference_scores(model, inputs, k, rank) if scores is None else scores
+    image_mask = image_mask.cpu()
+    segments = None if segments is None else segments.cpu()
     groups = {0: image_mask} if segments is None else {s: image_mask & (segments == s) for s in n_drop}
     counts = {0: n_drop} if segments is None else n_drop
     keep = torch.ones(image_mask.numel(), dtype=torch.bool)

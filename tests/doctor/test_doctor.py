@@ -1,0 +1,93 @@
+"""``fastv doctor`` passes on a correct stack and fails when the patch is broken (it cannot pass vacuously)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import fastv.patch
+from fastv.cli import main
+from fastv.doctor import doctor, tolerance
+from fastv.doctor.cases import CASES
+from fastv.families import supported_families
+
+
+def test_every_supported_family_has_a_case():
+    assert sorted(CASES) == sorted(supported_families())
+
+
+def test_report_is_data_with_every_check_passing():
+    report = doctor(attn=["sdpa", "eager"], families=["llava", "gemma3"])
+    assert report.ok
+    assert [(r.family, r.backend) for r in report.rows] == [
+        ("llava", "sdpa"),
+        ("llava", "eager"),
+        ("gemma3", "sdpa"),
+        ("gemma3", "eager"),
+    ]
+    for row in report.rows:
+        assert row.verdict == "ok" and row.dtype == "float32" and row.device == "cpu"
+        assert row.ratio_zero_identical and row.kept_matches and row.remove_restores
+        assert 0 <= row.max_diff < row.tolerance == 1e-4
+    assert report.versions["transformers"] and report.versions["torch"] == torch.__version__
+    assert json.loads(json.dumps(report.to_dict()))["ok"] is True
+
+
+def _drop_the_best_tokens(monkeypatch):
+    """A broken patch: rank upside down, so FastV drops the most-attended image tokens instead."""
+    original = fastv.patch.plan_keep
+    monkeypatch.setattr(fastv.patch, "plan_keep", lambda scores, *args: original(-scores, *args))
+
+
+def _gather_shifted_tokens(monkeypatch):
+    """A broken patch: report the right kept set but feed the pruned layers the next token's hidden state."""
+    original = fastv.patch.gather_sequence
+
+    def shifted(tensor, indices, seq_dim):
+        limit = tensor.shape[seq_dim] - 1
+        return original(tensor, (indices + 1).clamp(max=limit) if seq_dim == 1 else indices, seq_dim=seq_dim)
+
+    monkeypatch.setattr(fastv.patch, "gather_sequence", shifted)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "symptom"),
+    [(_drop_the_best_tokens, "kept set differs"), (_gather_shifted_tokens, "max diff")],
+)
+def test_a_broken_patch_fails(monkeypatch, breakage, symptom):
+    breakage(monkeypatch)
+    report = doctor(attn=["sdpa"], families=["llava", "qwen2_vl"])
+    assert not report.ok
+    for row in report.rows:
+        assert row.verdict == "FAIL" and symptom in row.detail
+        assert row.ratio_zero_identical and row.remove_restores  # ratio 0 never reaches the broken code
+
+
+def test_cli_exit_code_follows_the_verdict(monkeypatch, capsys):
+    assert main(["doctor", "--family", "llava", "--attn", "sdpa"]) == 0
+    assert "all 1 checks passed" in capsys.readouterr().out
+    _drop_the_best_tokens(monkeypatch)
+    assert main(["doctor", "--family", "llava", "--attn", "sdpa", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["rows"][0]["kept_matches"] is False
+
+
+def test_cli_rejects_unknown_family_and_backend(capsys):
+    assert main(["doctor", "--family", "llama"]) == 2
+    assert "unknown family llama: choose from gemma3, idefics3" in capsys.readouterr().err
+    assert main(["doctor", "--attn", "flash"]) == 2
+    assert "unknown attention backend flash: choose from sdpa, eager, flash_attention_2" in capsys.readouterr().err
+
+
+def test_flash_attention_is_skipped_with_a_reason_on_cpu():
+    (row,) = doctor(attn=["flash_attention_2"], families=["llava"]).rows
+    assert row.verdict == "skipped" and row.detail == "needs a CUDA device"
+
+
+def test_half_precision_tolerance_is_in_ulps_of_the_largest_logit():
+    assert tolerance(torch.float32, 50.0) == 1e-4
+    assert tolerance(torch.bfloat16, 10.0) == pytest.approx(8 * 2**-7 * 10)
+    report = doctor(attn=["sdpa"], families=["llava"], dtype=torch.bfloat16)
+    assert report.ok and report.rows[0].dtype == "bfloat16"
