@@ -10,7 +10,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest
 import torch
 
-from fastv.doctor.tiny import TinyVLM, tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import TinyVLM, tiny_llava, tiny_llava_next
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from transformers import DynamicCache
 
 import fastv
 from fastv import compat
-from fastv.doctor.tiny import left_pad, prompt_ids
+from fastv.selfcheck.tiny import left_pad, prompt_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import fastv
-from fastv.doctor.reference import merged_embeddings, reference_kept, reference_logits
-from fastv.doctor.tiny import IMAGE_TOKEN, left_pad, prompt_ids
+from fastv.selfcheck.checks import generate
+from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, prompt_ids
 
 TOLERANCE = 1e-4
 
@@ -18,16 +19,7 @@ def _single(vlm, n_images: int = 1, seed: int = 0, before: int = 5, after: int =
 
 
 def _generate(model, inputs: dict, steps: int = 8, **kwargs):
-    with torch.no_grad():
-        return model.generate(
-            **inputs,
-            max_new_tokens=steps,
-            min_new_tokens=steps,
-            do_sample=False,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **kwargs,
-        )
+    return generate(model, inputs, steps, **kwargs)
 
 
 def test_ratio_zero_is_identical_to_unpatched_model(llava):

@@ -9,7 +9,7 @@ from transformers import LlamaForCausalLM, StaticCache
 import fastv
 from fastv import FastVConfig, FastVError, UnsupportedModelError
 from fastv.compat import output_cache, with_cache
-from fastv.doctor.tiny import prompt_ids, text_config
+from fastv.selfcheck.tiny import prompt_ids, text_config
 
 
 def _inputs(vlm, pad_right: bool = False) -> dict:

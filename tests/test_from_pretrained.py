@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 import fastv
-from fastv.doctor.tiny import prompt_ids
+from fastv.selfcheck.tiny import prompt_ids
 
 
 def test_saved_checkpoint_loads_and_prunes_like_the_in_memory_model(llava, tmp_path):

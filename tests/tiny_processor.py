@@ -9,7 +9,7 @@ from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import CLIPImageProcessor, LlavaProcessor, PreTrainedTokenizerFast
 
-from fastv.doctor.tiny import IMAGE_TOKEN, VOCAB, TinyVLM
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VOCAB, TinyVLM
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

@@ -14,6 +14,17 @@ from fastv.families import supported_families
 from fastv.measure import flops
 from fastv.patch import apply, get_config, is_applied, last_keep, remove
 
+
+def doctor(*args, **kwargs):
+    """Check that FastV is exact on this torch / transformers / device; see ``fastv.selfcheck.doctor``.
+
+    Imported on call: the self-check builds tiny models of every family, which plain use never needs.
+    """
+    from fastv.selfcheck import doctor as run
+
+    return run(*args, **kwargs)
+
+
 __all__ = [
     "FastVConfig",
     "FastVError",
@@ -21,6 +32,7 @@ __all__ = [
     "analyze",
     "analyze_many",
     "apply",
+    "doctor",
     "flops",
     "get_config",
     "is_applied",
@@ -28,4 +40,4 @@ __all__ = [
     "remove",
     "supported_families",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -10,7 +10,7 @@ from transformers import LlavaNextProcessor, LlavaProcessor, PreTrainedTokenizer
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-from fastv.doctor.tiny import IMAGE_TOKEN, VOCAB, tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VOCAB, tiny_llava, tiny_llava_next
 
 
 def tokenizer() -> PreTrainedTokenizerFast:

@@ -14,8 +14,8 @@ from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-from fastv.doctor.tiny import IMAGE_TOKEN, tiny_llava, tiny_llava_next
 from fastv.families.layout import LayoutRequest, assign_positions, layouts, qwen2_vl_layout
+from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_llava_next
 
 PATCH = 4  # tiny models: 16x16 tiles, 4x4-pixel patches
 
@@ -152,7 +152,7 @@ def test_qwen2_vl_merged_grid_and_frames():
 
 
 def test_video_llava_frames_keep_their_cls():
-    from fastv.doctor.tiny import VIDEO_TOKEN, tiny_video_llava
+    from fastv.selfcheck.tiny import VIDEO_TOKEN, tiny_video_llava
 
     vlm = tiny_video_llava(layers=1)
     config = vlm.model.config
@@ -169,7 +169,7 @@ def test_video_llava_frames_keep_their_cls():
 def test_llava_next_video_pooled_frames_follow_the_pooler():
     from transformers.models.llava_next_video.modeling_llava_next_video import LlavaNextVideoPooler
 
-    from fastv.doctor.tiny import tiny_llava_next_video
+    from fastv.selfcheck.tiny import tiny_llava_next_video
 
     vlm = tiny_llava_next_video(layers=1)
     config = vlm.model.config
@@ -208,7 +208,7 @@ def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
 
     from transformers.image_processing_utils import select_best_resolution
 
-    from fastv.doctor.tiny import tiny_llava_onevision
+    from fastv.selfcheck.tiny import tiny_llava_onevision
 
     vlm = tiny_llava_onevision(layers=1)
     config = copy.deepcopy(vlm.model.config)
@@ -242,7 +242,7 @@ def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
 
 
 def test_llava_onevision_video_frames_and_trailing_newline():
-    from fastv.doctor.tiny import tiny_llava_onevision
+    from fastv.selfcheck.tiny import tiny_llava_onevision
 
     vlm = tiny_llava_onevision(layers=1)
     (video,) = layouts(LayoutRequest(vlm.model.config, [], video_sizes=[(16, 16)], video_frames=[3]))
@@ -251,7 +251,7 @@ def test_llava_onevision_video_frames_and_trailing_newline():
 
 
 def test_gemma3_pooled_grid():
-    from fastv.doctor.tiny import tiny_gemma3
+    from fastv.selfcheck.tiny import tiny_gemma3
 
     vlm = tiny_gemma3(layers=1)
     (layout,) = layouts(LayoutRequest(vlm.model.config, [(30, 60)]))
@@ -260,8 +260,8 @@ def test_gemma3_pooled_grid():
 
 
 def test_mistral3_rows_skip_the_break_tokens():
-    from fastv.doctor.tiny import IMAGE_TOKEN as IMG
-    from fastv.doctor.tiny import mistral3_image_ids, tiny_mistral3
+    from fastv.selfcheck.tiny import IMAGE_TOKEN as IMG
+    from fastv.selfcheck.tiny import mistral3_image_ids, tiny_mistral3
 
     vlm = tiny_mistral3(layers=1)
     config = vlm.model.config
@@ -276,7 +276,7 @@ def test_mistral3_rows_skip_the_break_tokens():
 def test_idefics3_tiles_then_global_image(size, marker):
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-    from fastv.doctor.tiny import tiny_idefics3
+    from fastv.selfcheck.tiny import tiny_idefics3
 
     vlm = tiny_idefics3(layers=1)
     processor = Idefics3ImageProcessorPil(size={"longest_edge": 32}, max_image_size={"longest_edge": 16})
@@ -293,7 +293,7 @@ def test_idefics3_tiles_then_global_image(size, marker):
 def test_internvl_tiles_then_thumbnail(size, marker):
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from fastv.doctor.tiny import tiny_internvl
+    from fastv.selfcheck.tiny import tiny_internvl
 
     vlm = tiny_internvl(layers=1)
     processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, crop_to_patches=True, max_patches=4)
@@ -307,7 +307,7 @@ def test_internvl_tiles_then_thumbnail(size, marker):
 
 
 def test_internvl_pixel_shuffle_is_row_major():
-    from fastv.doctor.tiny import tiny_internvl
+    from fastv.selfcheck.tiny import tiny_internvl
 
     vlm = tiny_internvl(layers=1)
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
@@ -319,7 +319,7 @@ def test_internvl_pixel_shuffle_is_row_major():
 
 
 def test_idefics3_pixel_shuffle_is_row_major():
-    from fastv.doctor.tiny import tiny_idefics3
+    from fastv.selfcheck.tiny import tiny_idefics3
 
     vlm = tiny_idefics3(layers=1)
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")

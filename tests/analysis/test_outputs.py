@@ -14,8 +14,8 @@ from fastv.analysis.draw import draw_keep, render_view
 from fastv.analysis.keep import keep_picture
 from fastv.cli import main
 from fastv.config import FastVConfig
-from fastv.doctor.tiny import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
 from fastv.families.layout import View
+from fastv.selfcheck.tiny import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
 from tests.analysis.saved import save_tiny_llava, save_tiny_llava_next
 
 
@@ -182,7 +182,7 @@ def test_cli_errors_are_messages(saved_llava, tmp_path, capsys):
 
 
 def test_keep_picture_qwen2_vl_image_and_video(tmp_path):
-    from fastv.doctor.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
 
     vlm = tiny_qwen2_vl(layers=3)
     image, image_grid, n_image = vlm.visual((1, 4, 6))

@@ -7,7 +7,7 @@ import torch
 
 from fastv.analysis import CLASSES, analyze, token_classes
 from fastv.analysis.attention import pool_index
-from fastv.doctor.tiny import IMAGE_TOKEN, prompt_ids, tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN, prompt_ids, tiny_llava, tiny_llava_next
 
 
 def _inputs(vlm, n_before=3, n_after=4, images=1, seed=0):
@@ -54,7 +54,7 @@ def test_allocation_and_efficiency_definitions():
 
 
 def test_llava_next_with_unpadding_matches_eager():
-    from fastv.doctor.tiny import llava_next_image
+    from fastv.selfcheck.tiny import llava_next_image
 
     vlm = tiny_llava_next()
     tiles, count = llava_next_image(vlm, (20, 44))
@@ -102,7 +102,7 @@ def test_query_blocks_do_not_change_the_numbers():
 
 
 def test_qwen2_vl_image_and_video_match_eager():
-    from fastv.doctor.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
 
     vlm = tiny_qwen2_vl(layers=2)
     image, image_grid, n_image = vlm.visual((1, 4, 6))
@@ -128,7 +128,7 @@ def test_qwen2_vl_image_and_video_match_eager():
 
 
 def test_gemma3_bidirectional_image_block_matches_eager():
-    from fastv.doctor.tiny import tiny_gemma3
+    from fastv.selfcheck.tiny import tiny_gemma3
 
     vlm = tiny_gemma3(layers=2)
     ids = prompt_ids(3, [vlm.image_tokens], 4)[None]

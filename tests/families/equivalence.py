@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 import fastv
-from fastv.doctor.checks import PositionFn, compare_with_reference, generate, ratio_zero_identical, remove_restores
+from fastv.selfcheck.checks import PositionFn, compare_with_reference, generate, ratio_zero_identical, remove_restores
 
 TOLERANCE = 1e-4
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 
 import fastv
-from fastv.doctor.prompts import image_runs
-from fastv.doctor.tiny import IMAGE_TOKEN, left_pad
+from fastv.selfcheck.prompts import image_runs
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,

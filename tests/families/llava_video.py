@@ -6,8 +6,8 @@ import torch
 
 import fastv
 import fastv.core.ranking as ranking
-from fastv.doctor.prompts import video_prompt as sample
-from fastv.doctor.tiny import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad
+from fastv.selfcheck.prompts import video_prompt as sample
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad
 from tests.families.equivalence import assert_batch_matches_singles, check_against_reference
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import fastv
-from fastv.doctor.prompts import gemma3_prompt, image_runs
-from fastv.doctor.reference import language_model
-from fastv.doctor.tiny import IMAGE_TOKEN, left_pad, tiny_gemma3
+from fastv.selfcheck.prompts import gemma3_prompt, image_runs
+from fastv.selfcheck.reference import language_model
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_gemma3
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastv.doctor.prompts import image_prompt
-from fastv.doctor.tiny import tiny_idefics3
+from fastv.selfcheck.prompts import image_prompt
+from fastv.selfcheck.tiny import tiny_idefics3
 from tests.families import image_suite
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastv.doctor.prompts import image_prompt
-from fastv.doctor.tiny import tiny_internvl
+from fastv.selfcheck.prompts import image_prompt
+from fastv.selfcheck.tiny import tiny_internvl
 from tests.families import image_suite
 
 

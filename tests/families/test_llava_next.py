@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 import fastv
-from fastv.doctor.reference import merged_embeddings, reference_kept, reference_logits
-from fastv.doctor.tiny import IMAGE_TOKEN, left_pad, llava_next_image, prompt_ids
+from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, llava_next_image, prompt_ids
 
 TOLERANCE = 1e-4
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from fastv.doctor.prompts import mistral3_prompt
-from fastv.doctor.reference import language_model
-from fastv.doctor.tiny import tiny_mistral3
+from fastv.selfcheck.prompts import mistral3_prompt
+from fastv.selfcheck.reference import language_model
+from fastv.selfcheck.tiny import tiny_mistral3
 from tests.families import image_suite
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import fastv
-from fastv.doctor.prompts import qwen_positions, qwen_prompt
-from fastv.doctor.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad, tiny_qwen2_5_vl, tiny_qwen2_vl
+from fastv.selfcheck.prompts import qwen_positions, qwen_prompt
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad, tiny_qwen2_5_vl, tiny_qwen2_vl
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,

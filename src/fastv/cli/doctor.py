@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from fastv.doctor import doctor
+    from fastv.selfcheck import doctor
 
     report = doctor(
         device=args.device,

@@ -1,10 +1,10 @@
-"""One unpadded prompt per kind of tiny VLM (``fastv.doctor.tiny``), shared by the tests and the doctor."""
+"""One unpadded prompt per kind of tiny VLM (``fastv.selfcheck.tiny``), shared by the tests and the doctor."""
 
 from __future__ import annotations
 
 import torch
 
-from fastv.doctor.tiny import (
+from fastv.selfcheck.tiny import (
     IMAGE_TOKEN,
     VIDEO_TOKEN,
     TinyQwenVL,

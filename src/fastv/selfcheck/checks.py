@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 import fastv
-from fastv.doctor.reference import merged_embeddings, reference_kept, reference_logits, reference_scores
+from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits, reference_scores
 
 # positions(n_total) -> the rotary position ids of the first n_total tokens (prompt + decoded), or None.
 PositionFn = Callable[[int], torch.Tensor | None]

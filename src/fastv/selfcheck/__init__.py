@@ -17,9 +17,9 @@ import transformers
 
 import fastv
 from fastv.compat import TESTED_TRANSFORMERS, is_newer_than_tested
-from fastv.doctor.cases import CASES, to_device
-from fastv.doctor.checks import compare_with_reference, ratio_zero_identical, remove_restores
 from fastv.families import supported_families
+from fastv.selfcheck.cases import CASES, to_device
+from fastv.selfcheck.checks import compare_with_reference, ratio_zero_identical, remove_restores
 
 # Max abs logit difference allowed against the reference. fp32: an absolute 1e-4 (only reduction order
 # differs). bf16 / fp16: the reference and FastV round differently (an explicit additive mask against

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fastv.doctor import prompts, tiny
-from fastv.doctor.checks import PositionFn
+from fastv.selfcheck import prompts, tiny
+from fastv.selfcheck.checks import PositionFn
 
 
 @dataclass

@@ -7,11 +7,17 @@ import json
 import pytest
 import torch
 
+import fastv
 import fastv.patch
 from fastv.cli import main
-from fastv.doctor import doctor, tolerance
-from fastv.doctor.cases import CASES
 from fastv.families import supported_families
+from fastv.selfcheck import doctor, tolerance
+from fastv.selfcheck.cases import CASES
+
+
+def test_top_level_doctor_returns_the_report():
+    report = fastv.doctor(attn=["sdpa"], families=["llava"])
+    assert report.ok and [(r.family, r.verdict) for r in report.rows] == [("llava", "ok")]
 
 
 def test_every_supported_family_has_a_case():
