@@ -18,6 +18,11 @@ from fastv import FastVConfig
         ({"keep": -1}, r"keep=-1 must be a non-negative int"),
         ({"rank": "top"}, r"rank='top' is unknown; choose one of last_token, mean, random"),
         ({"budget": "per_frame"}, r"budget='per_frame' is unknown; choose 'global' .* or 'per_image'"),
+        ({"seed": 1.5}, r"seed=1\.5 must be an int in \[0, 2\*\*64\)"),
+        ({"seed": "0"}, r"seed='0' must be an int"),
+        ({"seed": 2**64}, r"seed=18446744073709551616 must be an int in \[0, 2\*\*64\)"),
+        ({"seed": -1}, r"seed=-1 must be an int"),
+        ({"seed": True}, r"seed=True must be an int"),
     ],
 )
 def test_invalid_settings_name_the_field_and_the_fix(kwargs, message):

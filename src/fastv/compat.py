@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import sys
 import warnings
-from functools import cache
 from typing import Any
 
 import torch
@@ -23,12 +22,14 @@ from transformers.cache_utils import Cache
 TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
 
 
-@cache
+# The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, ``past_key_values`` before.
+CACHE_KEYWORD = (
+    "cache" if "cache" in inspect.signature(masking_utils.create_causal_mask).parameters else "past_key_values"
+)
+
+
 def cache_keyword() -> str:
-    """The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, before that
-    ``past_key_values``."""
-    parameters = inspect.signature(masking_utils.create_causal_mask).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    return CACHE_KEYWORD
 
 
 def find_cache(*arguments: dict[str, Any]) -> Cache | None:

@@ -61,6 +61,10 @@ class FastVConfig:
             )
         if self.rank not in RANKERS:
             raise ValueError(f"FastVConfig.rank={self.rank!r} is unknown; choose one of {', '.join(RANKERS)}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise ValueError(
+                f"FastVConfig.seed={self.seed!r} must be an int in [0, 2**64) (it seeds rank='random'), e.g. seed=0."
+            )
         if self.budget not in BUDGETS:
             raise ValueError(
                 f"FastVConfig.budget={self.budget!r} is unknown; choose 'global' (one ranking over all image "

@@ -34,6 +34,7 @@ from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep, s
 from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
+from fastv.guards import inside_forward_of, reject_compiled
 
 _ATTR = "_fastv_patch"
 
@@ -51,6 +52,8 @@ class _Call:
     blocks: torch.Tensor | None = None  # (B, n) bidirectional image-block ids (Gemma 3), -1 elsewhere
     inputs: dict = field(default_factory=dict)  # the outer forward's keyword arguments
     plan: KeepPlan | None = None
+    entered: bool = False  # the language model has run for this call (it may run once)
+    labels: torch.Tensor | None = None  # taken from the call: the loss is computed over the kept positions
     swapped: dict[int, Any] = field(default_factory=dict)  # id(full-length arg) -> pruned version
     masks: dict[int | None, Any] = field(default_factory=dict)  # sliding window -> mask
 
@@ -79,11 +82,23 @@ class _Patch:
         self.session: _Session | None = None
         self.last_keep: list[torch.Tensor] | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickle the setting and the hooks, not per-call state or weak references (a pickled, patched
+        model loads patched; the first call re-binds it)."""
+        state = dict(self.__dict__)
+        state.update(model_ref=None, call=None, session=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.model_ref = _no_model
+
     # --- hooks -----------------------------------------------------------------------------------
     def install(self, model: nn.Module) -> None:
         k = self.config.k
         self.handles.append(model.register_forward_pre_hook(self._begin_call, with_kwargs=True))
         self.handles.append(model.register_forward_hook(self._end_call, always_call=True))
+        self.handles.append(self.language_model.register_forward_pre_hook(self._enter_language_model))
         rank_attention = self.family.attention(self.layers[k - 1])
         self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
@@ -98,8 +113,20 @@ class _Patch:
         self.handles.clear()
         self.call = self.session = None
 
-    def _begin_call(self, model: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _begin_call(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        self.model_ref = weakref.ref(model)  # this model, also after a deep copy or unpickling
         named = bind_arguments(model, args, kwargs)
+        labels = named.get("labels")
+        if labels is not None and "labels" not in kwargs:
+            raise FastVError("Pass labels as a keyword argument (labels=...) to a model patched with FastV.")
+        self.call = None
+        self._open_call(model, named)
+        if labels is None:
+            return None
+        self.call.labels = kwargs.pop("labels")  # the model's own loss would pair pruned logits with full labels
+        return args, kwargs
+
+    def _open_call(self, model: nn.Module, named: dict) -> None:
         input_ids, attention_mask = named.get("input_ids"), named.get("attention_mask")
         cache = find_cache(named)
         _reject_static_cache(cache)
@@ -118,8 +145,21 @@ class _Patch:
             )
         self.call = _Call("decode", input_ids, attention_mask)
 
-    def _end_call(self, *_: Any) -> None:
-        self.call = None
+    def _end_call(self, model: nn.Module, args: tuple, output: Any) -> Any:
+        call, self.call = self.call, None
+        if call is None or call.labels is None or output is None:
+            return None
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        return _with_loss(output, kept_loss(model, logits, call))
+
+    def _enter_language_model(self, *_: Any) -> None:
+        """One language-model run per call of the patched model, from inside it: the state of a call that
+        was interrupted (an exception, KeyboardInterrupt) must never reach a later direct call."""
+        call, model = self.call, self.model_ref()
+        if call is None or call.entered or model is None or not inside_forward_of(model):
+            self.call = None
+            raise _bypass_error(self)
+        call.entered = True
 
     def _plan_inputs(self, model: nn.Module) -> None:
         call = self.call
@@ -177,7 +217,7 @@ class _Patch:
 
     def _scores(self, attention: nn.Module, kwargs: dict, valid: torch.Tensor) -> torch.Tensor:
         if self.config.rank == "random":
-            return random_scores(valid.shape, self.config.seed, valid.device)
+            return random_scores(self.call.input_ids, valid, self.config.seed)
         hidden = kwargs["hidden_states"]
         position_embeddings = kwargs["position_embeddings"]
         family = self.family
@@ -331,6 +371,39 @@ def _check_unpruned(cache, layer_idx: int) -> None:
         )
 
 
+def kept_loss(model: nn.Module, logits: torch.Tensor, call: _Call) -> torch.Tensor:
+    """The causal-LM loss over the positions the pruned layers ran on.
+
+    A kept position predicts the token after it in the *original* prompt (not the next kept one), so
+    labels are shifted on the full sequence first, then gathered at the kept positions. Without a plan
+    (nothing dropped) this is the model's own loss, bit for bit.
+    """
+    labels = call.labels.to(logits.device)
+    plan = call.plan if call.mode == "prefill" else None
+    if plan is None:
+        if logits.shape[1] != labels.shape[1]:
+            raise FastVError(f"labels {tuple(labels.shape)} do not match the logits ({logits.shape[1]} positions).")
+        return model.loss_function(logits=logits, labels=labels, vocab_size=logits.shape[-1])
+    if logits.shape[1] != plan.length:
+        raise FastVError(
+            "With labels, FastV needs logits at every kept position: do not pass logits_to_keep together with labels."
+        )
+    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
+    kept = gather_sequence(shifted, plan.indices, seq_dim=1).masked_fill(~plan.valid, -100)
+    return model.loss_function(logits=logits, labels=None, vocab_size=logits.shape[-1], shift_labels=kept)
+
+
+def _with_loss(output: Any, loss: torch.Tensor) -> Any:
+    if isinstance(output, tuple):
+        return (loss, *output)
+    output["loss"] = loss
+    return output
+
+
+def _no_model() -> None:
+    return None
+
+
 def _bypass_error(patch: _Patch) -> FastVError:
     model = patch.model_ref()
     name = type(model).__name__ if model is not None else "the patched model"
@@ -357,6 +430,7 @@ def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
             f"FastV is already applied to this model ({get_config(model).describe()}). Call fastv.remove(model) "
             "before applying a new setting."
         )
+    reject_compiled(model)
     family = family_for(model)
     patch = _Patch(model, config, family)
     n_layers = len(patch.layers)

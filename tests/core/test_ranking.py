@@ -62,10 +62,17 @@ def test_mean_scores_never_hold_more_than_one_block(qkv, monkeypatch):
     assert len(seen) == 6
 
 
-def test_random_scores_are_seeded():
-    a = random_scores((2, 10), seed=5, device=torch.device("cpu"))
-    assert torch.equal(a, random_scores((2, 10), seed=5, device=torch.device("cpu")))
-    assert not torch.equal(a, random_scores((2, 10), seed=6, device=torch.device("cpu")))
+def test_random_scores_depend_only_on_seed_and_the_samples_own_tokens():
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [3, 4, 5, 6, 7, 8], [0, 0, 5, 6, 7, 8]])
+    valid = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    scores = random_scores(ids, valid, seed=5)
+    assert torch.equal(scores[0], scores[2])  # identical prompts, identical draws
+    assert torch.equal(scores[0, :2], torch.zeros(2))  # padding scores nothing
+    alone = random_scores(ids[:1, 2:], valid[:1, 2:], seed=5)  # the same sample without padding, alone
+    assert torch.equal(scores[0, 2:], alone[0])
+    assert not torch.equal(scores[1, 2:], scores[0, 2:])  # other tokens, another draw
+    assert torch.equal(scores, random_scores(ids, valid, seed=5))
+    assert not torch.equal(scores, random_scores(ids, valid, seed=6))
 
 
 def _masked_attention(queries, keys, scaling, valid, window=None, blocks=None, softcap=None):

@@ -7,6 +7,8 @@ averaged over heads; only the relative order within a sample matters.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 # Upper bound on the float32 score block held at once by the "mean" ranker (bytes).
@@ -112,7 +114,23 @@ def mean_query_scores(
     return totals / n_queries
 
 
-def random_scores(shape: torch.Size | tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
-    """Seeded uniform scores: the random-dropping ablation (same seed, same shape, same draw)."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    return torch.rand(shape, generator=generator).to(device)
+def random_scores(input_ids: torch.Tensor, valid: torch.Tensor, seed: int) -> torch.Tensor:
+    """Seeded uniform scores, the random-dropping ablation: each sample draws from a generator seeded by
+    (seed, its own tokens), so its kept set does not depend on batch composition, padding or row.
+
+    input_ids, valid: (B, n); returns (B, n) float32 scores on their device (0 at padding).
+    """
+    ids, mask = input_ids.detach().cpu(), valid.detach().cpu()
+    scores = torch.zeros(mask.shape, dtype=torch.float32)
+    for row in range(mask.shape[0]):
+        tokens = ids[row][mask[row]]
+        generator = torch.Generator(device="cpu").manual_seed(sample_seed(seed, tokens))
+        scores[row, mask[row]] = torch.rand(tokens.numel(), generator=generator)
+    return scores.to(valid.device)
+
+
+def sample_seed(seed: int, tokens: torch.Tensor) -> int:
+    """A 63-bit seed from (seed, token ids), the same in every process (unlike ``hash``)."""
+    digest = hashlib.blake2b(seed.to_bytes(8, "little"), digest_size=8)
+    digest.update(tokens.to(torch.int64).numpy().tobytes())
+    return int.from_bytes(digest.digest(), "little") & (2**63 - 1)

@@ -20,17 +20,10 @@ PositionFn = Callable[[int], torch.Tensor | None]
 
 
 def generate(model, inputs: dict, steps: int = 4, **kwargs):
-    """Greedy decoding of exactly ``steps`` tokens through the KV cache, with per-step logits."""
+    """Decoding of exactly ``steps`` tokens through the KV cache (greedy unless told), with per-step logits."""
+    options = {"do_sample": False, "output_logits": True, "return_dict_in_generate": True, **kwargs}
     with torch.no_grad():
-        return model.generate(
-            **inputs,
-            max_new_tokens=steps,
-            min_new_tokens=steps,
-            do_sample=False,
-            output_logits=True,
-            return_dict_in_generate=True,
-            **kwargs,
-        )
+        return model.generate(**inputs, max_new_tokens=steps, min_new_tokens=steps, **options)
 
 
 def ratio_zero_identical(model, inputs: dict, steps: int = 3) -> bool:

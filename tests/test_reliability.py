@@ -1,0 +1,234 @@
+"""What an adversarial run found (labels, random ranker per sample, torch.compile, interrupted calls,
+pickling), each against an independent reference or the unpatched model."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fastv
+from fastv import FastVConfig, FastVError
+from fastv.selfcheck.checks import generate
+from fastv.selfcheck.prompts import image_prompt, qwen_prompt
+from fastv.selfcheck.reference import language_model, merged_embeddings, reference_logits
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_llava, tiny_qwen2_vl
+
+
+def _labels(inputs: dict) -> torch.Tensor:
+    ids = inputs["input_ids"]
+    return ids.masked_fill(ids == IMAGE_TOKEN, -100)  # as processors do: no loss on image placeholders
+
+
+def _batch(vlm, seeds=(1, 2), befores=(2, 6)) -> tuple[list[dict], dict]:
+    singles = [image_prompt(vlm, 1, seed, before) for seed, before in zip(seeds, befores, strict=True)]
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    pixels = torch.cat([s["pixel_values"] for s in singles])
+    return singles, {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+
+def test_labels_at_ratio_zero_give_the_models_own_loss(llava):
+    inputs = image_prompt(llava)
+    with torch.no_grad():
+        expected = llava.model(**inputs, labels=_labels(inputs)).loss
+    fastv.apply(llava.model, FastVConfig(k=2, ratio=0.0))
+    with torch.no_grad():
+        got = llava.model(**inputs, labels=_labels(inputs)).loss
+    assert torch.equal(got, expected)
+
+
+def test_labels_give_the_loss_over_kept_positions_predicting_the_original_next_token(llava):
+    """Reference: cache-free pruned logits at the kept positions, each scored on the token that follows it
+    in the full prompt."""
+    model, inputs = llava.model, image_prompt(llava)
+    labels = _labels(inputs)
+    embeds = merged_embeddings(model, **inputs)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    with torch.no_grad():
+        out = model(**inputs, labels=labels)
+    kept = fastv.last_keep(model)[0]
+    fastv.remove(model)
+    assert out.logits.shape[1] == kept.numel() < inputs["input_ids"].shape[1]
+    next_tokens = F.pad(labels[0, 1:], (0, 1), value=-100)[kept]
+    expected = F.cross_entropy(reference_logits(model, embeds, kept, 2)[0], next_tokens, ignore_index=-100)
+    assert abs(float(out.loss) - float(expected)) < 1e-5
+
+
+def test_labels_in_a_padded_batch_ignore_the_padding(llava):
+    model = llava.model
+    singles, batch = _batch(llava)
+    labels = _labels(batch).masked_fill(batch["attention_mask"] == 0, -100)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    with torch.no_grad():
+        loss = model(**batch, labels=labels).loss
+        per_sample = []
+        for single in singles:
+            out = model(**single, labels=_labels(single))
+            n_scored = int((F.pad(_labels(single)[0, 1:], (0, 1), value=-100)[fastv.last_keep(model)[0]] != -100).sum())
+            per_sample.append((float(out.loss) * n_scored, n_scored))
+    expected = sum(total for total, _ in per_sample) / sum(count for _, count in per_sample)
+    assert abs(float(loss) - expected) < 1e-5
+
+
+def test_labels_errors(llava):
+    inputs = image_prompt(llava)
+    fastv.apply(llava.model, FastVConfig(k=2, ratio=0.5))
+    with pytest.raises(FastVError, match="do not pass logits_to_keep together with labels"):
+        llava.model(**inputs, labels=_labels(inputs), logits_to_keep=1)
+
+
+# --- the random ranker is a function of (seed, the sample's own tokens) -------------------------------
+
+
+def test_random_rank_in_a_padded_batch_keeps_what_each_sample_keeps_alone(llava):
+    model = llava.model
+    singles, batch = _batch(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5, rank="random", seed=3))
+    alone = []
+    for single in singles:
+        with torch.no_grad():
+            model(**single)
+        alone.append(fastv.last_keep(model)[0])
+    with torch.no_grad():
+        model(**batch)
+    for got, want in zip(fastv.last_keep(model), alone, strict=True):
+        assert torch.equal(got, want)
+    duplicated = {key: torch.cat([value, value]) for key, value in singles[0].items()}
+    with torch.no_grad():
+        model(**duplicated)
+    first, second = fastv.last_keep(model)
+    assert torch.equal(first, second) and torch.equal(first, alone[0])
+
+
+def test_random_rank_copies_from_num_return_sequences_keep_one_set(llava):
+    """The copies sampling makes of one prompt keep the same tokens as the prompt alone, and score the first
+    step as a pruned prefill of the prompt alone does."""
+    model, inputs = llava.model, image_prompt(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5, rank="random"))
+    with torch.no_grad():
+        alone = model(**inputs).logits[0, -1]
+    kept_alone = fastv.last_keep(model)[0]
+    torch.manual_seed(0)
+    out = generate(model, inputs, 3, do_sample=True, num_return_sequences=2)
+    for kept, first_step in zip(fastv.last_keep(model), out.logits[0], strict=True):
+        assert torch.equal(kept, kept_alone)
+        assert torch.allclose(first_step, alone, atol=1e-5)
+
+
+# --- torch.compile ---------------------------------------------------------------------------------
+
+
+def test_apply_after_compiling_raises(llava):
+    compiled = torch.compile(llava.model, backend="eager")
+    with torch.no_grad():
+        compiled(**image_prompt(llava))
+    try:
+        with pytest.raises(
+            FastVError, match=r"already been compiled with torch.compile.*Apply FastV first, then compile"
+        ):
+            fastv.apply(llava.model, FastVConfig())
+        with pytest.raises(FastVError, match=r"got a torch\.compile wrapper of LlavaForConditionalGeneration"):
+            fastv.apply(compiled, FastVConfig())
+    finally:
+        torch._dynamo.reset()
+
+
+def test_apply_after_in_place_compile_raises():
+    vlm = tiny_llava()
+    vlm.model.compile(backend="eager")
+    with pytest.raises(FastVError, match="already been compiled"):
+        fastv.apply(vlm.model, FastVConfig())
+
+
+@pytest.mark.slow
+def test_compiling_a_patched_model_prunes_exactly():
+    torch._dynamo.reset()
+    vlm = tiny_llava()
+    model, inputs = vlm.model, image_prompt(vlm)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    expected_tokens = generate(model, inputs, 3).sequences
+    try:
+        compiled = torch.compile(model, backend="eager")
+        with torch.no_grad():
+            got = compiled(**inputs).logits
+        assert got.shape == expected.shape and torch.equal(got, expected)
+        model.compile(backend="eager")
+        assert torch.equal(generate(model, inputs, 3).sequences, expected_tokens)
+    finally:
+        torch._dynamo.reset()
+
+
+# --- state never leaks from one call into another ---------------------------------------------------
+
+
+@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
+def test_an_interrupted_call_leaks_no_state(llava, interruption):
+    model, inputs = llava.model, image_prompt(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    layer = language_model(model).layers[3]
+
+    def interrupt(*_):
+        raise interruption("stop")
+
+    handle = layer.register_forward_pre_hook(interrupt)
+    with pytest.raises(interruption), torch.no_grad():
+        model(**inputs)
+    handle.remove()
+    embeds = torch.randn(1, 76, 64)
+    with pytest.raises(FastVError, match="not its language model"):
+        language_model(model)(inputs_embeds=embeds)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, expected)  # and the next real call is exact
+
+
+# --- pickling, copies --------------------------------------------------------------------------------
+
+
+def test_a_patched_model_pickles_and_loads_patched(llava):
+    model, inputs = llava.model, image_prompt(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    pickled, saved = pickle.dumps(model), io.BytesIO()
+    torch.save(model, saved)
+    duplicate = copy.deepcopy(model)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    saved.seek(0)
+    for loaded in (pickle.loads(pickled), torch.load(saved, weights_only=False), duplicate):
+        assert fastv.is_applied(loaded) and fastv.get_config(loaded) == fastv.get_config(model)
+        with torch.no_grad():
+            assert torch.equal(loaded(**inputs).logits, expected)
+        fastv.remove(loaded)
+        with torch.no_grad():
+            assert loaded(**inputs).logits.shape[1] == inputs["input_ids"].shape[1]
+
+
+# --- positional arguments on an M-RoPE family --------------------------------------------------------
+
+
+def test_positional_attention_mask_qwen2_vl():
+    vlm = tiny_qwen2_vl()
+    singles = [qwen_prompt(vlm, video_grid=None, seed=0, before=2), qwen_prompt(vlm, video_grid=None, seed=1, before=5)]
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    batch = {
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
+        "mm_token_type_ids": torch.cat(
+            [F.pad(s["mm_token_type_ids"], (ids.shape[1] - s["input_ids"].shape[1], 0)) for s in singles]
+        ),
+    }
+    fastv.apply(vlm.model, FastVConfig(k=2, ratio=0.5))
+    with torch.no_grad():
+        by_keyword = vlm.model(input_ids=ids, attention_mask=mask, **batch).logits
+        positional = vlm.model(ids, mask, **batch).logits
+    assert torch.equal(by_keyword, positional)
