@@ -37,17 +37,19 @@ def check_mean_ranker_is_chunked(vlm: TinyVideoVLM, monkeypatch, frames: int = 8
     inputs = sample(vlm, frames=frames)
     n = inputs["input_ids"].shape[1]
     heads = vlm.model.config.text_config.num_attention_heads
-    monkeypatch.setattr(ranking, "MEAN_RANK_BLOCK_BYTES", 4 * heads * n * 8)  # 8 query rows per block
-    rows = []
+    budget = 4 * heads * n * 8  # 8 full query rows' worth of scores
+    monkeypatch.setattr(ranking, "MEAN_RANK_BLOCK_BYTES", budget)
+    blocks = []
     original = ranking._probabilities
 
-    def spy(queries, keys, *args, **kwargs):
-        rows.append(queries.shape[-2])
-        return original(queries, keys, *args, **kwargs)
+    def spy(*args, **kwargs):
+        probabilities = original(*args, **kwargs)
+        blocks.append(probabilities.numel() * probabilities.element_size())
+        return probabilities
 
     monkeypatch.setattr(ranking, "_probabilities", spy)
     check_against_reference(vlm.model, inputs, fastv.FastVConfig(k=2, ratio=0.5, rank="mean"), prunable(inputs))
-    assert rows and max(rows) <= 8 < n // 4
+    assert len(blocks) > 4 and max(blocks) <= budget
 
 
 def check_padded_batch(vlm: TinyVideoVLM, config: fastv.FastVConfig) -> None:

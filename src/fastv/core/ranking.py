@@ -8,10 +8,12 @@ averaged over heads; only the relative order within a sample matters.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 
-# Upper bound on the float32 score block held at once by the "mean" ranker (bytes).
+# Upper bound on the float32 score block the "mean" ranker holds at once (bytes). Scores are masked and
+# softmaxed in place, so this block is the ranker's peak transient memory, plus O(n) per sample.
 MEAN_RANK_BLOCK_BYTES = 64 * 2**20
 
 
@@ -26,12 +28,16 @@ def _grouped(queries: torch.Tensor, n_kv_heads: int) -> torch.Tensor:
 def _probabilities(
     queries: torch.Tensor, keys: torch.Tensor, scaling: float, allowed: torch.Tensor, softcap: float | None = None
 ) -> torch.Tensor:
-    """Softmax attention of grouped queries over keys, (B, H_kv, G, q, n), in float32."""
-    logits = torch.einsum("bhgqd,bhkd->bhgqk", queries.float(), keys.float()) * scaling
+    """Softmax attention of grouped queries over keys, (B, H_kv, G, q, n), in float32.
+
+    Every step after the matmul works in place, so the block of scores is the only large tensor alive.
+    """
+    logits = torch.einsum("bhgqd,bhkd->bhgqk", queries.float(), keys.float()).mul_(scaling)
     if softcap is not None:  # Gemma-style attention logit soft-capping
-        logits = torch.tanh(logits / softcap) * softcap
-    logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
-    return logits.softmax(dim=-1)
+        logits.div_(softcap).tanh_().mul_(softcap)
+    logits.masked_fill_(~allowed, torch.finfo(logits.dtype).min)
+    logits.sub_(logits.amax(dim=-1, keepdim=True)).exp_()
+    return logits.div_(logits.sum(dim=-1, keepdim=True))
 
 
 def _visible(
@@ -101,17 +107,33 @@ def mean_query_scores(
     block_bytes = MEAN_RANK_BLOCK_BYTES if block_bytes is None else block_bytes
     batch, n_heads, n, _ = queries.shape
     grouped = _grouped(queries, keys.shape[1])
-    rows_per_block = max(1, block_bytes // (4 * batch * n_heads * n))
+    keys = keys.float()  # once, not per block
+    scores_per_block = max(1, block_bytes // (4 * batch * n_heads))  # query rows x keys, per sample and head
     totals = torch.zeros(batch, n, dtype=torch.float32, device=queries.device)
-    for start in range(0, n, rows_per_block):
-        stop = min(n, start + rows_per_block)
-        visible = _visible(torch.arange(start, stop, device=queries.device), n, window, blocks)
-        allowed = visible[:, None, None] & key_valid[:, None, None, None, :]
-        probs = _probabilities(grouped[:, :, :, start:stop], keys, scaling, allowed, softcap)
+    start = 0
+    while start < n:
+        # Causal queries [start, stop) see no key at or after stop (image blocks may look ahead): skip those,
+        # and size the block so that rows x keys fills the budget (equal blocks also keep the allocator tidy).
+        rows = _block_rows(start, n, scores_per_block, causal=blocks is None)
+        stop = start + rows
+        limit = stop if blocks is None else n
+        visible = _visible(torch.arange(start, stop, device=queries.device), n, window, blocks)[..., :limit]
+        allowed = visible[:, None, None] & key_valid[:, None, None, None, :limit]
+        probs = _probabilities(grouped[:, :, :, start:stop], keys[:, :, :limit], scaling, allowed, softcap)
         row_weight = key_valid[:, start:stop].float()  # padding queries do not vote
-        totals += torch.einsum("bhgqk,bq->bk", probs, row_weight) / (n_heads)
+        totals[:, :limit] += probs.mul_(row_weight[:, None, None, :, None]).sum(dim=(1, 2, 3)) / n_heads
+        del probs  # before the next block is allocated: one block alive at a time
+        start = stop
     n_queries = key_valid.sum(dim=1, keepdim=True).clamp(min=1)
     return totals / n_queries
+
+
+def _block_rows(start: int, n: int, scores_per_block: int, causal: bool) -> int:
+    """Query rows from ``start`` whose (rows x visible keys) scores fit the block."""
+    if not causal:
+        return max(1, min(n - start, scores_per_block // n))
+    rows = (math.isqrt(start * start + 4 * scores_per_block) - start) // 2  # rows * (start + rows) <= budget
+    return max(1, min(n - start, rows))
 
 
 def random_scores(input_ids: torch.Tensor, valid: torch.Tensor, seed: int) -> torch.Tensor:
