@@ -35,6 +35,7 @@ from fastv.core.ranking import last_token_scores, mean_query_scores, random_scor
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
 from fastv.guards import inside_forward_of, reject_compiled
+from fastv.parallel import average_over_all_heads, head_shard_group
 
 _ATTR = "_fastv_patch"
 
@@ -100,6 +101,7 @@ class _Patch:
         self.handles.append(model.register_forward_hook(self._end_call, always_call=True))
         self.handles.append(self.language_model.register_forward_pre_hook(self._enter_language_model))
         rank_attention = self.family.attention(self.layers[k - 1])
+        self.head_group = head_shard_group(rank_attention)  # tensor parallel: ranks must rank alike
         self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
         for layer_idx in range(k, len(self.layers)):
@@ -227,10 +229,15 @@ class _Patch:
         scaling, softcap, window = family.scaling(attention), family.softcap(attention), self.rank_window
         if self.config.rank == "last_token":
             cos, sin = position_embeddings
-            query = family.queries(attention, hidden[:, -1:], (cos[..., -1:, :], sin[..., -1:, :]))
-            return last_token_scores(query, keys, scaling, valid, window=window, softcap=softcap)
-        queries = family.queries(attention, hidden, position_embeddings)
-        return mean_query_scores(queries, keys, scaling, valid, window=window, blocks=self.call.blocks, softcap=softcap)
+            queries = family.queries(attention, hidden[:, -1:], (cos[..., -1:, :], sin[..., -1:, :]))
+            scores = last_token_scores(queries, keys, scaling, valid, window=window, softcap=softcap)
+        else:
+            queries = family.queries(attention, hidden, position_embeddings)
+            blocks = self.call.blocks
+            scores = mean_query_scores(queries, keys, scaling, valid, window=window, blocks=blocks, softcap=softcap)
+        if self.head_group is not None:
+            scores = average_over_all_heads(scores, queries.shape[1], self.head_group)
+        return scores
 
 
 class _PrunedLayerHook:
@@ -264,7 +271,7 @@ class _PrunedLayerHook:
                 _check_unpruned(cache, self.layer_idx)
                 return None
             mask_2d = self._decode_mask(call, session, cache)
-        kwargs["attention_mask"] = self._mask(call, hidden, mask_2d, cache)
+        kwargs["attention_mask"] = self._mask(call, hidden, mask_2d.to(hidden.device), cache)
         args = (hidden, *args[1:]) if args else ()
         if not args:
             kwargs["hidden_states"] = hidden
@@ -300,7 +307,7 @@ class _PrunedLayerHook:
         if call.attention_mask is None:
             tail = torch.ones(batch, added + 1, dtype=torch.bool, device=session.plan.valid.device)
         else:
-            tail = call.attention_mask[:, session.full_length :].bool()
+            tail = call.attention_mask[:, session.full_length :].bool().to(session.plan.valid.device)
         return torch.cat([session.plan.valid, tail], dim=1)
 
     def _mask(self, call: _Call, hidden: torch.Tensor, mask_2d: torch.Tensor, cache) -> Any:

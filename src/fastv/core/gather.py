@@ -8,8 +8,10 @@ import torch
 def gather_sequence(tensor: torch.Tensor, indices: torch.Tensor, seq_dim: int) -> torch.Tensor:
     """Select ``indices`` (B, N) along ``seq_dim`` of a tensor whose batch dim precedes it.
 
-    A broadcast batch of 1 (e.g. position embeddings shared by the batch) is expanded first.
+    A broadcast batch of 1 (e.g. position embeddings shared by the batch) is expanded first. The
+    indices follow the tensor's device (layers split over devices each gather on their own).
     """
+    indices = indices.to(tensor.device)
     seq_dim = seq_dim % tensor.ndim
     batch = indices.shape[0]
     batch_dim = seq_dim - 1

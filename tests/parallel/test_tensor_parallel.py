@@ -1,0 +1,63 @@
+"""Tensor parallelism (torchrun, 2 ranks, gloo, CPU): every rank keeps exactly the tokens the
+single-process run keeps, and logits and generated tokens equal it, for every family."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import fastv
+from fastv.selfcheck.cases import CASES
+from fastv.selfcheck.checks import generate
+from tests.parallel.tp_worker import RANKS
+
+WORLD = 2
+
+
+def _single_process(model, inputs: dict) -> dict:
+    results = {}
+    for rank in RANKS:
+        fastv.apply(model, fastv.FastVConfig(k=2, ratio=0.5, rank=rank))
+        with torch.no_grad():
+            logits = model(**inputs).logits
+        kept = fastv.last_keep(model)[0]
+        tokens = generate(model, inputs, 8).sequences
+        fastv.remove(model)
+        results[rank] = {"logits": logits, "kept": kept, "tokens": tokens}
+    return results
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[dict, Path]:
+    root = tmp_path_factory.mktemp("tp")
+    expected = {}
+    for family, build in CASES.items():
+        case = build("sdpa")
+        case.model.save_pretrained(root / family)
+        torch.save(case.inputs, root / family / "inputs.pt")
+        expected[family] = _single_process(case.model, case.inputs)
+    worker = Path(__file__).with_name("tp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", str(worker), str(root)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return expected, root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_every_rank_equals_the_single_process_run(runs, family):
+    expected, root = runs
+    for rank_id in range(WORLD):
+        got = torch.load(root / family / f"rank{rank_id}.pt")
+        for rank in RANKS:
+            want, have = expected[family][rank], got[rank]
+            assert torch.equal(have["kept"], want["kept"]), (family, rank_id, rank)
+            diff = float((have["logits"] - want["logits"]).abs().max())
+            assert diff < 1e-4, (family, rank_id, rank, diff)
+            assert torch.equal(have["tokens"], want["tokens"]), (family, rank_id, rank)
