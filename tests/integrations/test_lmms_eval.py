@@ -25,24 +25,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import fastv
 from fastv.integrations.lmms_eval import ledger
-from fastv.integrations.lmms_eval.make_task import records, write_tasks
+from fastv.integrations.lmms_eval.make_task import records
 from fastv.integrations.lmms_eval.model import FastVModel
 from fastv.integrations.lmms_eval.options import fastv_config
 from fastv.integrations.lmms_eval.summarize import markdown, rows
-from tests.integrations.tiny_vlm import build
-
-N_DOCS = 20
-ENTRY_POINT = "fastv = fastv.integrations.lmms_eval.manifest:MANIFEST"
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("tiny-llava"))
-
-
-@pytest.fixture(scope="module")
-def include_path(tmp_path_factory) -> Path:
-    return write_tasks(tmp_path_factory.mktemp("tasks"), n=N_DOCS)
+from tests.integrations.conftest import N_DOCS, fake_entry_point
 
 
 def _evaluate(lm: FastVModel, include_path: Path, tasks: list[str], limit: int | None = None) -> dict:
@@ -168,20 +155,11 @@ def test_task_data_uses_absolute_paths(include_path):
     assert Path(json.loads(data_line.split("test:", 1)[1])).is_absolute()
 
 
-def _fake_distribution(root: Path) -> Path:
-    """A dist-info declaring the entry point exactly as pyproject will, for before the package is reinstalled."""
-    info = root / "fastv_lmms_entrypoint-0.0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fastv-lmms-entrypoint\nVersion: 0.0\n")
-    (info / "entry_points.txt").write_text(f"[lmms_eval.models]\n{ENTRY_POINT}\n")
-    return root
-
-
 def test_entry_point_resolves_to_the_plugin(tmp_path, monkeypatch, ckpt):
     from importlib.metadata import entry_points
 
     if not any(ep.name == "fastv" for ep in entry_points(group="lmms_eval.models")):
-        monkeypatch.syspath_prepend(str(_fake_distribution(tmp_path)))
+        monkeypatch.syspath_prepend(str(fake_entry_point(tmp_path)))
     registry = ModelRegistryV2()
     registry.load_entrypoint_manifests()
     cls = registry.get_model_class("fastv")
@@ -193,7 +171,7 @@ def test_entry_point_resolves_to_the_plugin(tmp_path, monkeypatch, ckpt):
 def test_cli_writes_accuracy_and_flops(tmp_path, ckpt, include_path):
     """``lmms-eval --model fastv`` as a user runs it; the CLI exits 0 even on failure, so read the file."""
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(_fake_distribution(tmp_path / "ep")), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(fake_entry_point(tmp_path / "ep")), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "lmms_eval", "--model", "fastv", "--tasks", "fastv_easyvqa", "--limit", "4"]
     cmd += ["--model_args", f"pretrained={ckpt},k=2,ratio=0.5,device=cpu", "--batch_size", "2"]
     cmd += ["--include_path", str(include_path), "--output_path", str(tmp_path / "out")]

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from fastv.config import FastVConfig
@@ -95,6 +96,20 @@ class Ledger:
 
     def tasks(self) -> list[str]:
         return sorted({task for task, _ in self.docs})
+
+    def across_ranks(self) -> Ledger:
+        """Every rank's documents in one ledger under data-parallel evaluation (torchrun / accelerate
+        launch: each rank sees a shard), so run-level figures equal a single process's. A collective:
+        every rank must call it (lmms-eval calls the model's ``clean`` on every rank)."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        shards: list[dict | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, self.docs)
+        merged = Ledger()
+        for shard in shards:
+            for (task, doc_id), item in shard.items():
+                merged.record(task, doc_id, item)
+        return merged
 
 
 _CURRENT = Ledger()

@@ -215,7 +215,7 @@ class FastVModel(lmms):
         if not self._run_open:
             return
         self._run_open = False
-        run = ledger.current()
+        run = ledger.current().across_ranks()
         total = run.total()
         extra: dict[str, Any] = {
             "fastv_flops_pct": total.pct,
