@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="Accuracy vs FLOPs of FastV settings on a VQA dataset.",
         description="Runs the baseline (ratio 0) and every (ratio, ranker) FastV setting on the same seeded "
-        "sample; writes results.json and accuracy_vs_flops.png to --out.",
+        "sample; writes results.json and accuracy_vs_flops.png to --out. Data parallel: launch it with "
+        "`torchrun --nproc_per_node N -m fastv eval ...` or `accelerate launch --num_processes N -m fastv eval ...`.",
     )
     parser.add_argument("--model", default=None, help="Local model directory (default: the built-in model).")
     parser.add_argument(
@@ -45,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--ratios", type=_floats, default=_floats("0,0.25,0.5,0.75,0.9"))
     parser.add_argument("--rank", type=_rankers, default=list(RANKERS), help="Comma-separated rankers.")
-    parser.add_argument("--n", type=int, default=500, help="Seeded sample size (0 or less: all).")
+    parser.add_argument(
+        "--n", "--num-samples", dest="n", type=int, default=500, help="Seeded sample size (0 or less: all)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
@@ -64,12 +67,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fastv.eval import distributed
     from fastv.loading import load_model
 
-    console = Console()
-    model, processor = load_model(args.model, args.device, args.dtype, args.attn)
+    device = distributed.device_for(args.device)
+    distributed.start(device)  # torchrun / accelerate launch: one shard of the questions per rank
+    rank, world = distributed.world()
+    console = Console(quiet=rank != 0)
+    model, processor = load_model(args.model, device, args.dtype, args.attn)
     samples = load_dataset(args.data, n=args.n if args.n > 0 else None, seed=args.seed)
     console.print(f"{len(samples)} samples from {args.data}; k={args.k}, ratios={args.ratios}, rankers={args.rank}")
+    if world > 1:
+        console.print(f"data parallel: {world} processes, about {len(samples) // world} samples each")
     start = time.perf_counter()
     results = evaluate(
         model,
@@ -92,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": time.perf_counter() - start,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "processes": world,
         "platform": platform.platform(),
     }
     title = f"FastV K={args.k} on {Path(args.data).name} (n={len(samples)})"
     console.print(results_table(results, title=title))
-    json_path, png_path = write_results(results, args.out, meta, title=title)
-    console.print(f"wrote {json_path} and {png_path}")
+    if rank == 0:  # every rank holds the gathered results; one writes them
+        json_path, png_path = write_results(results, args.out, meta, title=title)
+        console.print(f"wrote {json_path} and {png_path}")
     return 0

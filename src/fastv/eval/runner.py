@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import fastv
 from fastv.config import FastVConfig
+from fastv.eval import distributed
 from fastv.eval.datasets import VQASample
 from fastv.measure.flops import flops
 from fastv.measure.presets import Layout
@@ -186,7 +187,7 @@ def run_setting(
         fastv.remove(model)
     if config is not None:
         fastv.apply(model, config)
-    correct, seconds, kept, predictions = 0, 0.0, [], []
+    seconds, kept, predictions = 0.0, [], []
     try:
         for batch in batches:
             start = time.perf_counter()
@@ -196,16 +197,28 @@ def run_setting(
                 kept += _kept_image_tokens(model, batch, image_id)
             for sample, pred in zip(batch.samples, answers, strict=True):
                 ok = is_correct(pred, sample.answers)
-                correct += ok
                 predictions.append({"id": sample.id, "prediction": pred.strip(), "correct": ok})
             if on_batch is not None:
                 on_batch()
     finally:
         if config is not None:
             fastv.remove(model)
-    layouts = [lay for b in batches for lay in b.layouts]
+    per_question = list(zip(predictions, [lay for b in batches for lay in b.layouts], strict=True))
+    if config is not None:
+        per_question = [(*pair, count) for pair, count in zip(per_question, kept, strict=True)]
+    # Data-parallel launch: every rank's questions, back in unsharded order (a no-op for one process).
+    per_question, seconds = distributed.gather_interleaved(per_question), distributed.gather_max(seconds)
+    return _result(model, setting, per_question, seconds)
+
+
+def _result(model: Any, setting: Setting, per_question: list[tuple], seconds: float) -> dict[str, Any]:
+    """One setting's figures from its per-question (prediction, layout[, kept image tokens]) records."""
+    predictions = [record[0] for record in per_question]
+    layouts = [record[1] for record in per_question]
+    kept = [record[2] for record in per_question if len(record) > 2]
     eq5, exact = flops_ratios(model, layouts, setting)
     n = len(predictions)
+    correct = sum(p["correct"] for p in predictions)
     n_img = [lay.image for lay in layouts]
     return {
         "setting": setting.label,
@@ -238,14 +251,18 @@ def evaluate(
     max_new_tokens: int = 8,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """All settings on the same batches; one result dict per setting (see :func:`run_setting`)."""
+    """All settings on the same batches; one result dict per setting (see :func:`run_setting`).
+
+    Under ``torchrun`` / ``accelerate launch`` each rank runs a shard and every rank returns the results
+    of all questions.
+    """
     settings = settings_for(k, ratios, rankers, seed)
-    batches = prepare_batches(model, processor, samples, batch_size, prompt)
+    batches = prepare_batches(model, processor, distributed.shard(samples), batch_size, prompt)
     if batches:  # warm-up: one-off costs (allocations, lazy init) must not land on the first setting's time
         generate_answers(model, processor, batches[0], max_new_tokens=1)
     results = []
     columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, disable=not progress or distributed.world()[0] != 0, transient=False) as bar:
         for setting in settings:
             task = bar.add_task(setting.label, total=len(batches))
             result = run_setting(model, processor, batches, setting, max_new_tokens, lambda t=task: bar.advance(t))
