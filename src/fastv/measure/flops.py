@@ -171,7 +171,7 @@ class FlopsReport:
         }
 
 
-def _resolve(model: Any) -> tuple[str, TextShape, VisionShape | None, Preset | None]:
+def resolve_model(model: Any) -> tuple[str, TextShape, VisionShape | None, Preset | None]:
     if isinstance(model, str):
         preset = get_preset(model)
         return preset.name, preset.text, preset.vision, preset
@@ -211,7 +211,7 @@ def flops(
         raise ValueError(f"attention must be 'dense' or 'causal', got {attention!r}.")
     causal = attention == "causal"
     cfg = fastv or FastVConfig()
-    name, t, v, preset = _resolve(model)
+    name, t, v, preset = resolve_model(model)
     if not 1 <= cfg.k <= t.layers:
         raise ValueError(f"k={cfg.k} must be within 1..{t.layers} (the model's decoder layers).")
     lays = _layouts(layout, preset)

@@ -213,6 +213,26 @@ PRESETS: dict[str, Preset] = {
             "size). The benchmark builds a Llama-shaped decoder (no q/k/v bias, 1-D RoPE) of the same shape.",
         ),
         Preset(
+            name="qwen2.5-vl-7b",
+            text=_QWEN2_7B,
+            vision=VisionShape(
+                layers=32,
+                hidden=1280,
+                ffn=3420,
+                tokens=4096,
+                out_tokens=1024,
+                patch_in=3 * 14 * 14 * 2,
+                projector=(5120, 5120, 3584),
+                ffn_matrices=3,
+            ),
+            layout=Layout(15, 1024, 40),
+            image_grid=(1, 32),
+            image_token_id=151655,
+            notes="Qwen2.5-VL-7B: the Qwen2-7B decoder shape of qwen2-vl-7b; its vision tower (32 layers, width "
+            "1280, SwiGLU MLP 3420, windowed attention in most layers) feeds the same 1024 tokens for an 896x896 "
+            "image (dynamic resolution: the real count follows the image size).",
+        ),
+        Preset(
             name="video-llava-7b",
             text=_VICUNA_7B,
             vision=VisionShape(
