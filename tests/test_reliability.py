@@ -232,3 +232,32 @@ def test_positional_attention_mask_qwen2_vl():
         by_keyword = vlm.model(input_ids=ids, attention_mask=mask, **batch).logits
         positional = vlm.model(ids, mask, **batch).logits
     assert torch.equal(by_keyword, positional)
+
+
+# --- a family adapter that gets the keys wrong is refused, not trusted ------------------------------
+
+
+def test_an_adapter_with_wrong_keys_is_refused_at_the_first_prefill(llava, monkeypatch):
+    model, inputs = llava.model, image_prompt(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    family = model._fastv_patch.family
+
+    def keys_without_rotary(attention, hidden, position_embeddings):  # e.g. an adapter that forgot RoPE
+        cos, sin = position_embeddings
+        return type(family).keys(family, attention, hidden, (torch.ones_like(cos), torch.zeros_like(sin)))
+
+    monkeypatch.setattr(family, "keys", keys_without_rotary)
+    expected = r"adapter rebuilds layer 1's keys differently .* LlamaAttention cached"
+    with pytest.raises(FastVError, match=expected), torch.no_grad():
+        model(**inputs)
+
+
+def test_the_adapter_check_runs_once_per_patch(llava, monkeypatch):
+    model, inputs = llava.model, image_prompt(llava)
+    fastv.apply(model, FastVConfig(k=2, ratio=0.5))
+    family, calls = model._fastv_patch.family, []
+    original = family.keys
+    monkeypatch.setattr(family, "keys", lambda *args: calls.append(1) or original(*args))
+    for _ in range(3):
+        generate(model, inputs, 2)
+    assert len(calls) == 1

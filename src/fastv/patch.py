@@ -82,6 +82,7 @@ class _Patch:
         self.call: _Call | None = None
         self.session: _Session | None = None
         self.last_keep: list[torch.Tensor] | None = None
+        self.adapter_checked = False  # the family adapter's keys were compared with the layer's own
 
     def __getstate__(self) -> dict:
         """Pickle the setting and the hooks, not per-call state or weak references (a pickled, patched
@@ -226,6 +227,11 @@ class _Patch:
         keys = _cached_keys(find_cache(kwargs), self.config.k - 1, hidden.shape[1])
         if keys is None:
             keys = family.keys(attention, hidden, position_embeddings)
+        elif not self.adapter_checked:  # once per patch: the adapter must rebuild what the layer cached
+            _check_adapter_keys(
+                family, attention, self.config.k - 1, family.keys(attention, hidden, position_embeddings), keys
+            )
+            self.adapter_checked = True
         scaling, softcap, window = family.scaling(attention), family.softcap(attention), self.rank_window
         if self.config.rank == "last_token":
             cos, sin = position_embeddings
@@ -345,6 +351,28 @@ class _PrunedLayerHook:
                 mask = create_sliding_window_causal_mask(**kwargs)
             call.masks[window] = mask
         return call.masks[window]
+
+
+def _check_adapter_keys(
+    family: Family, attention: nn.Module, layer_idx: int, rebuilt: torch.Tensor, cached: torch.Tensor
+) -> None:
+    """Refuse a family adapter that projects, normalises or rotates keys differently from the model.
+
+    Its queries and keys decide the ranking; wrong ones give a silently wrong kept set. The keys the
+    layer wrote to its cache are the ground truth (queries have none), compared within rounding of
+    the model's dtype.
+    """
+    relative = 1e-4 if cached.dtype == torch.float32 else 16 * torch.finfo(cached.dtype).eps
+    rebuilt, cached = rebuilt.detach().float(), cached.detach().float()
+    tolerance = relative * (float(cached.abs().max()) or 1.0)
+    diff = float((rebuilt - cached).abs().max()) if rebuilt.shape == cached.shape else float("inf")
+    if diff > tolerance:
+        raise FastVError(
+            f"FastV's {family.name!r} adapter rebuilds layer {layer_idx}'s keys differently from the keys "
+            f"{type(attention).__name__} cached (max abs diff {diff:.3g}, shapes {tuple(rebuilt.shape)} vs "
+            f"{tuple(cached.shape)}): its ranking would be silently wrong. This model's attention differs from "
+            f"what the adapter knows (norms, rotary, projections); it is not supported until the adapter is fixed."
+        )
 
 
 def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:

@@ -11,25 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import fastv
 from fastv.selfcheck.cases import CASES
-from fastv.selfcheck.checks import generate
-from tests.parallel.tp_worker import RANKS
+from tests.parallel.tp_worker import RANKS, fastv_results
 
 WORLD = 2
-
-
-def _single_process(model, inputs: dict) -> dict:
-    results = {}
-    for rank in RANKS:
-        fastv.apply(model, fastv.FastVConfig(k=2, ratio=0.5, rank=rank))
-        with torch.no_grad():
-            logits = model(**inputs).logits
-        kept = fastv.last_keep(model)[0]
-        tokens = generate(model, inputs, 8).sequences
-        fastv.remove(model)
-        results[rank] = {"logits": logits, "kept": kept, "tokens": tokens}
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +25,7 @@ def runs(tmp_path_factory) -> tuple[dict, Path]:
         case = build("sdpa")
         case.model.save_pretrained(root / family)
         torch.save(case.inputs, root / family / "inputs.pt")
-        expected[family] = _single_process(case.model, case.inputs)
+        expected[family] = fastv_results(case.model, case.inputs)
     worker = Path(__file__).with_name("tp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", str(worker), str(root)]
