@@ -105,10 +105,15 @@ class _Patch:
         self.head_group = head_shard_group(rank_attention)  # tensor parallel: ranks must rank alike
         self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
+        self.handles += self.family.patch_language_model(self.language_model, self._prefill_plan)
         for layer_idx in range(k, len(self.layers)):
             layer = self.layers[layer_idx]
             hook = _PrunedLayerHook(self, layer_idx, self.family.sliding_window(layer, self.text_config))
             self.handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def _prefill_plan(self) -> KeepPlan | None:
+        call = self.call
+        return call.plan if call is not None and call.mode == "prefill" else None
 
     def uninstall(self) -> None:
         for handle in self.handles:

@@ -15,14 +15,20 @@ from fastv.selfcheck.cases import CASES
 from tests.parallel.tp_worker import RANKS, fastv_results
 
 WORLD = 2
+# transformers itself cannot load these with tp_plan="auto" (so there is nothing for FastV to check):
+# Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24).
+NOT_LOADABLE = {"qwen3_vl_moe"}
+FAMILIES = sorted(set(CASES) - NOT_LOADABLE)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("tp")
-    expected = {}
-    for family, build in CASES.items():
-        case = build("sdpa")
+    expected, sharded = {}, {}
+    for family in FAMILIES:
+        case = CASES[family]("sdpa")
+        plan = case.model.config.get_text_config().base_model_tp_plan or {}
+        sharded[family] = any("self_attn" in key for key in plan)  # Qwen3-VL's plan shards embeddings only
         case.model.save_pretrained(root / family)
         torch.save(case.inputs, root / family / "inputs.pt")
         expected[family] = fastv_results(case.model, case.inputs)
@@ -31,17 +37,18 @@ def runs(tmp_path_factory) -> tuple[dict, Path]:
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", str(worker), str(root)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
-    return expected, root
+    return expected, sharded, root
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(CASES))
+@pytest.mark.parametrize("family", FAMILIES)
 def test_every_rank_equals_the_single_process_run(runs, family):
-    expected, root = runs
+    expected, sharded, root = runs
     for rank_id in range(WORLD):
         got = torch.load(root / family / f"rank{rank_id}.pt")
         for rank in RANKS:
             want, have = expected[family][rank], got[rank]
+            assert have["sharded"] == sharded[family], (family, "tensor parallelism did not shard as planned")
             assert torch.equal(have["kept"], want["kept"]), (family, rank_id, rank)
             diff = float((have["logits"] - want["logits"]).abs().max())
             assert diff < 1e-4, (family, rank_id, rank, diff)

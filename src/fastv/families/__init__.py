@@ -15,6 +15,7 @@ from fastv.families.llava import (
     VideoLlavaFamily,
 )
 from fastv.families.mistral3 import Mistral3Family
+from fastv.families.qwen3_vl import Qwen3VLFamily
 from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
 from fastv.families.simple import Idefics3Family, InternVLFamily, SmolVLMFamily
 
@@ -32,11 +33,6 @@ UNSUPPORTED: dict[str, str] = {
         "Llama 3.2 Vision reads images through cross-attention layers: image features are not tokens of the "
         "decoder sequence, so there are no image tokens to drop"
     ),
-    "qwen3_vl": (
-        "Qwen3-VL adds DeepStack visual features to the hidden states of its first decoder layers at the image "
-        "positions, so pruned layers would also need re-indexed DeepStack inputs (not adapted yet)"
-    ),
-    "qwen3_vl_moe": "Qwen3-VL-MoE has Qwen3-VL's DeepStack visual inputs (not adapted yet)",
     "paligemma": (
         "PaliGemma attends bidirectionally over its whole prefix (image and prompt), so the last prompt "
         "token's attention row is not the causal ranking FastV defines (not adapted yet)"
@@ -88,6 +84,7 @@ _BUILTIN: tuple[Family, ...] = (
     Idefics3Family(),
     SmolVLMFamily(),
     Mistral3Family(),
+    Qwen3VLFamily(),
 )
 for _family in _BUILTIN:
     register_family(_family)

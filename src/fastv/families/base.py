@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -112,6 +113,15 @@ class Family:
         """Attention-logit soft-capping (Gemma 2 style ``tanh(x / c) * c``), or None."""
         cap = getattr(attention, "attn_logit_softcapping", None)
         return None if cap is None else float(cap)
+
+    # --- model-specific steps the decoder runs between layers ----------------------------------------
+    def patch_language_model(self, language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
+        """Adapt steps of the decoder's own forward that index the full sequence (e.g. Qwen3-VL's DeepStack).
+
+        ``current_plan()`` gives the running prefill's ``KeepPlan`` (or None). Returns handles with
+        ``.remove()``, undone by ``fastv.remove``. Default: nothing to adapt.
+        """
+        return []
 
     # --- masks ---------------------------------------------------------------------------------
     def sliding_window(self, layer: nn.Module, text_config) -> int | None:

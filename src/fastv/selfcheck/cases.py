@@ -46,6 +46,12 @@ def _qwen_case(vlm) -> Case:
     return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
 
 
+def _qwen3_vl(attn: str, moe: bool = False) -> Case:
+    vlm = tiny.tiny_qwen3_vl(attn, moe=moe)
+    inputs = prompts.qwen3_prompt(vlm, video_grid=(4, 4, 4))
+    return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
+
+
 def _gemma3(attn: str) -> Case:
     vlm = tiny.tiny_gemma3(attn)
     inputs = prompts.gemma3_prompt(vlm)
@@ -66,6 +72,8 @@ CASES: dict[str, Callable[[str], Case]] = {
     "video_llava": lambda attn: _video_case(tiny.tiny_video_llava(attn)),
     "qwen2_vl": lambda attn: _qwen_case(tiny.tiny_qwen2_vl(attn)),
     "qwen2_5_vl": lambda attn: _qwen_case(tiny.tiny_qwen2_5_vl(attn)),
+    "qwen3_vl": _qwen3_vl,
+    "qwen3_vl_moe": lambda attn: _qwen3_vl(attn, moe=True),
     "gemma3": _gemma3,
     "internvl": lambda attn: _image_case(tiny.tiny_internvl(attn)),
     "idefics3": lambda attn: _image_case(tiny.tiny_idefics3(attn), stacked=True),

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import torch
 
 import fastv
-from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits, reference_scores
+from fastv.selfcheck.reference import (
+    deepstack_inputs,
+    merged_embeddings,
+    reference_kept,
+    reference_logits,
+    reference_scores,
+)
 
 # positions(n_total) -> the rotary position ids of the first n_total tokens (prompt + decoded), or None.
 PositionFn = Callable[[int], torch.Tensor | None]
@@ -92,6 +98,7 @@ def compare_with_reference(
     """
     n = inputs["input_ids"].shape[1]
     embeds = merged_embeddings(model, **inputs)
+    deepstack = deepstack_inputs(model, **inputs)
     fastv.apply(model, config)
     try:
         with torch.no_grad():
@@ -114,7 +121,7 @@ def compare_with_reference(
     if config.rank != "random":
         scores = reference_scores(model, inputs, config.k, config.rank)
         expected_kept = reference_kept(model, inputs, prunable, config.k, n_drop, config.rank, segments, scores)
-    expected = reference_logits(model, embeds, kept, config.k, positions(n), blocks)
+    expected = reference_logits(model, embeds, kept, config.k, positions(n), blocks, deepstack)
     prefill_diff = float((prefill.float() - expected.float()).abs().max())
     scale = float(expected.float().abs().max())
     new_tokens = out.sequences[0, n:]
@@ -123,7 +130,9 @@ def compare_with_reference(
     for step, logits in enumerate(out.logits):
         kept_now = torch.cat([kept.to(full.device), torch.arange(n, n + step, device=full.device)])
         block_now = None if blocks is None else torch.cat([blocks, torch.full((step,), -1)])
-        expected = reference_logits(model, full[:, : n + step], kept_now, config.k, positions(n + step), block_now)
+        expected = reference_logits(
+            model, full[:, : n + step], kept_now, config.k, positions(n + step), block_now, deepstack
+        )
         decode_diffs.append(float((logits.float() - expected[:, -1].float()).abs().max()))
         scale = max(scale, float(expected[:, -1].float().abs().max()))
     return ReferenceComparison(kept, expected_kept, n - dropped, prefill_diff, decode_diffs, scale, scores)

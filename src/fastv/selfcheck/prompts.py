@@ -98,6 +98,30 @@ def qwen_prompt(
     }
 
 
+def qwen3_prompt(
+    vlm: TinyQwenVL, image_grid=(1, 4, 6), video_grid=(2, 4, 4), seed: int = 0, before: int = 3, after: int = 4
+) -> dict:
+    """Qwen3-VL: like ``qwen_prompt``, but every video frame is its own run of video tokens with a text
+    token (the processor's timestamp) before it."""
+    parts, inputs = [], {}
+    if image_grid is not None:
+        patches, grid, count = vlm.visual(image_grid, seed=seed)
+        parts.append((IMAGE_TOKEN, count))
+        inputs |= {"pixel_values": patches, "image_grid_thw": grid}
+    if video_grid is not None:
+        patches, grid, count = vlm.visual(video_grid, seed=seed + 100)
+        frames = int(video_grid[0])  # temporal patches, one run each
+        parts += [(VIDEO_TOKEN, count // frames)] * frames
+        inputs |= {"pixel_values_videos": patches, "video_grid_thw": grid}
+    ids, types = mm_prompt(before, parts, after, seed=seed)
+    return {
+        "input_ids": ids[None],
+        "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long),
+        "mm_token_type_ids": types[None],
+        **inputs,
+    }
+
+
 def qwen_positions(vlm: TinyQwenVL, inputs: dict):
     """positions(n_total): M-RoPE ids (3, 1, n_total) of the prompt plus decoded tokens, from the model's
     own get_rope_index (decoded tokens continue after the prompt's largest position)."""

@@ -43,6 +43,38 @@ def merged_embeddings(model, **inputs) -> torch.Tensor:
     return captured["embeds"]
 
 
+def deepstack_inputs(model, **inputs) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """Qwen3-VL's DeepStack inputs for one unpadded sample: the (n,) visual-token mask and, per early
+    layer, the feature rows added to those tokens after it. None for models without DeepStack."""
+    captured = {}
+
+    def grab(_module, _args, kwargs):
+        captured.update(kwargs)
+
+    handle = language_model(model).register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**inputs, use_cache=False)
+    finally:
+        handle.remove()
+    mask, features = captured.get("visual_pos_masks"), captured.get("deepstack_visual_embeds")
+    return None if mask is None or features is None else (mask[0], list(features))
+
+
+def _add_deepstack(hidden: torch.Tensor, positions: torch.Tensor, layer: int, deepstack) -> torch.Tensor:
+    """After early layer ``layer``: add each visual token's own feature row; ``positions`` are the current
+    sequence's indices into the full one (all of them, or the kept ones)."""
+    if deepstack is None or layer >= len(deepstack[1]):
+        return hidden
+    mask, features = deepstack
+    mask = torch.cat([mask.to(positions.device), mask.new_zeros(max(0, int(positions.max()) + 1 - mask.numel()))])
+    rows = mask.long().cumsum(0) - 1
+    visual = mask[positions]
+    hidden = hidden.clone()
+    hidden[0, visual] = hidden[0, visual] + features[layer][rows[positions][visual]].to(hidden.dtype)
+    return hidden
+
+
 def _mask(
     n: int, dtype: torch.dtype, window: int | None = None, blocks: torch.Tensor | None = None, device=None
 ) -> torch.Tensor:
@@ -77,11 +109,13 @@ def reference_logits(
     k: int,
     position_ids: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
+    deepstack: tuple[torch.Tensor, list[torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """Logits at the kept positions of one sample: layers < k see all n tokens, layers >= k the kept ones.
 
     position_ids: the n tokens' positions as the model's rotary embedding takes them ((1, n) by default;
     (3, 1, n) for M-RoPE). blocks: (n,) bidirectional image-block ids, -1 elsewhere (Gemma 3 prefill).
+    deepstack: ``deepstack_inputs`` (Qwen3-VL): features added to visual tokens after the early layers.
     """
     lm = language_model(model)
     config = lm.config
@@ -98,12 +132,14 @@ def reference_logits(
         for i, layer in enumerate(lm.layers[:k]):
             mask = _mask(n, hidden.dtype, windows[i], blocks, device)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]])
+            hidden = _add_deepstack(hidden, torch.arange(n, device=device), i, deepstack)
         hidden = hidden[:, kept]
         kept_blocks = None if blocks is None else blocks[kept]
         for i, layer in enumerate(lm.layers[k:], start=k):
             cos, sin = rotary[types[i]]
             mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks, device)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]))
+            hidden = _add_deepstack(hidden, kept, i, deepstack)
         logits = model.lm_head(lm.norm(hidden))
         # Soft-capping only where the model's own forward applies it (Gemma3ForConditionalGeneration does not).
         cap = getattr(model.config, "final_logit_softcapping", None) if model.config is not config else None

@@ -229,6 +229,45 @@ def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: in
     return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
+def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
+    """Qwen3-VL (or Qwen3-VL-MoE: 4 experts, 2 per token): interleaved M-RoPE, q/k norms, DeepStack features
+    added after decoder layers 0-2."""
+    if moe:
+        from transformers import Qwen3VLMoeConfig as Config
+        from transformers import Qwen3VLMoeForConditionalGeneration as Model
+    else:
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
+
+    text = _qwen_text_kwargs(layers)
+    text["head_dim"] = 16
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [4, 2, 2], "mrope_interleaved": True}
+    if moe:
+        text |= {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "decoder_sparse_step": 1}
+    config = Config(
+        text_config=text,
+        vision_config={
+            "depth": 3,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 4,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0, 1, 2],
+        },
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=122,
+        vision_end_token_id=123,
+        tie_word_embeddings=False,
+    )
+    model = Model(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
+
+
 def mm_prompt(
     n_before: int, segments: list[tuple[int, int]], n_after: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
