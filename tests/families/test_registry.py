@@ -8,6 +8,9 @@ from fastv.families import UNSUPPORTED, supported_families
 
 EXPECTED = {
     "gemma3",
+    "glm46v",
+    "glm4v",
+    "glm4v_moe",
     "idefics3",
     "internvl",
     "llava",
@@ -17,6 +20,8 @@ EXPECTED = {
     "mistral3",
     "qwen2_5_vl",
     "qwen2_vl",
+    "qwen3_vl",
+    "qwen3_vl_moe",
     "smolvlm",
     "video_llava",
 }

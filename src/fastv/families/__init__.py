@@ -7,6 +7,7 @@ from torch import nn
 from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
 from fastv.families.gemma3 import Gemma3Family
+from fastv.families.glm4v import Glm4vFamily
 from fastv.families.llava import (
     LlavaFamily,
     LlavaNextFamily,
@@ -85,6 +86,7 @@ _BUILTIN: tuple[Family, ...] = (
     SmolVLMFamily(),
     Mistral3Family(),
     Qwen3VLFamily(),
+    Glm4vFamily(),
 )
 for _family in _BUILTIN:
     register_family(_family)

@@ -52,6 +52,12 @@ def _qwen3_vl(attn: str, moe: bool = False) -> Case:
     return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
 
 
+def _glm4v(attn: str, variant: str) -> Case:
+    vlm = tiny.tiny_glm4v(attn, variant=variant)
+    inputs = prompts.glm4v_prompt(vlm, image_grid=None, video_grid=(4, 4, 4))
+    return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
+
+
 def _gemma3(attn: str) -> Case:
     vlm = tiny.tiny_gemma3(attn)
     inputs = prompts.gemma3_prompt(vlm)
@@ -74,6 +80,9 @@ CASES: dict[str, Callable[[str], Case]] = {
     "qwen2_5_vl": lambda attn: _qwen_case(tiny.tiny_qwen2_5_vl(attn)),
     "qwen3_vl": _qwen3_vl,
     "qwen3_vl_moe": lambda attn: _qwen3_vl(attn, moe=True),
+    "glm4v": lambda attn: _glm4v(attn, "glm4v"),
+    "glm4v_moe": lambda attn: _glm4v(attn, "glm4v_moe"),
+    "glm46v": lambda attn: _glm4v(attn, "glm46v"),
     "gemma3": _gemma3,
     "internvl": lambda attn: _image_case(tiny.tiny_internvl(attn)),
     "idefics3": lambda attn: _image_case(tiny.tiny_idefics3(attn), stacked=True),

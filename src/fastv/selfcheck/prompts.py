@@ -122,6 +122,15 @@ def qwen3_prompt(
     }
 
 
+def glm4v_prompt(vlm: TinyQwenVL, image_grid=(1, 4, 6), video_grid=None, seed: int = 0, before: int = 3) -> dict:
+    """GLM-4V: Qwen3-VL's layout (one run per video frame), but video frames carry the image token id;
+    only mm_token_type_ids (2) tells them apart, so one prompt holds images or a video, not both."""
+    inputs = qwen3_prompt(vlm, image_grid, video_grid, seed, before)
+    ids = inputs["input_ids"]
+    inputs["input_ids"] = torch.where(ids == VIDEO_TOKEN, torch.full_like(ids, IMAGE_TOKEN), ids)
+    return inputs
+
+
 def qwen_positions(vlm: TinyQwenVL, inputs: dict):
     """positions(n_total): M-RoPE ids (3, 1, n_total) of the prompt plus decoded tokens, from the model's
     own get_rope_index (decoded tokens continue after the prompt's largest position)."""

@@ -268,6 +268,60 @@ def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
+def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "glm4v") -> TinyQwenVL:
+    """GLM-4.1V (``glm4v``), GLM-4.5V (``glm4v_moe``: 4 routed experts after one dense layer) or GLM-4.6V
+    (``glm46v``): partial M-RoPE (half of each head rotated), q/k/v biases."""
+    import transformers
+
+    text = {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 1, 1],
+            "partial_rotary_factor": 0.5,
+        },
+        "pad_token_id": PAD_TOKEN,
+    }
+    if variant == "glm4v_moe":
+        text |= {
+            "moe_intermediate_size": 32,
+            "num_experts_per_tok": 2,
+            "n_routed_experts": 4,
+            "first_k_dense_replace": 1,
+        }
+    names = {"glm4v": "Glm4v", "glm4v_moe": "Glm4vMoe", "glm46v": "Glm46V"}[variant]
+    config = getattr(transformers, f"{names}Config")(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 4,
+            "image_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+        },
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        image_start_token_id=122,
+        image_end_token_id=123,
+        video_start_token_id=124,
+        video_end_token_id=125,
+        tie_word_embeddings=False,
+    )
+    model = getattr(transformers, f"{names}ForConditionalGeneration")(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
+
+
 def mm_prompt(
     n_before: int, segments: list[tuple[int, int]], n_after: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
