@@ -14,7 +14,8 @@ from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-from fastv.families.layout import LayoutRequest, assign_positions, layouts, qwen2_vl_layout
+from fastv.families.layout import LayoutRequest, assign_positions, layouts
+from fastv.families.qwen_vl import qwen2_vl_layout
 from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_llava_next
 
 PATCH = 4  # tiny models: 16x16 tiles, 4x4-pixel patches
@@ -229,7 +230,7 @@ def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
     assert layout.n_tokens == int(lens[0])
     assert all(packed[0][t, 0] == -1e4 for t in layout.unplaced)
     base, high = layout.views
-    from fastv.families.layout import _canvas_to_image
+    from fastv.families.llava import _canvas_to_image
 
     scale, pad_x, pad_y = _canvas_to_image(size, canvas)
     for token, box in zip(high.tokens, high.boxes, strict=True):
@@ -328,3 +329,20 @@ def test_idefics3_pixel_shuffle_is_row_major():
     for token in range(4):
         assert set(merged[token, :, 0].tolist()) == {2 * (token // 2), 2 * (token // 2) + 1}
         assert set(merged[token, :, 1].tolist()) == {2 * (token % 2), 2 * (token % 2) + 1}
+
+
+def test_every_family_has_a_layout_or_says_it_has_none():
+    """Layouts live in each family's module; a family without one raises a clear error, never a wrong picture."""
+    from fastv.errors import UnsupportedModelError
+    from fastv.families import Family, supported_families
+
+    without = []
+    for model_type, family in supported_families().items():
+        if type(family).visual_layouts is not Family.visual_layouts:
+            continue
+        without.append(model_type)
+        with pytest.raises(
+            UnsupportedModelError, match=rf"'{family.name}' adapter has no token -> image-region layout"
+        ):
+            layouts(LayoutRequest(config=type("C", (), {"model_type": model_type})(), image_sizes=[(8, 8)]))
+    assert sorted(without) == ["glm46v", "glm4v", "glm4v_moe", "qwen3_vl", "qwen3_vl_moe"]

@@ -145,6 +145,15 @@ class Family:
         """
         return []
 
+    # --- pictures --------------------------------------------------------------------------------
+    def visual_layouts(self, request: Any) -> list[Any]:
+        """Which original-image region each visual token covers (``fastv.families.layout``), for
+        ``fastv show-keep`` and the attention study. Families that do not know their geometry say so."""
+        raise UnsupportedModelError(
+            f"FastV's {self.name!r} adapter has no token -> image-region layout yet (used by show-keep and "
+            "analyze pictures; pruning itself does not need it)."
+        )
+
     # --- masks ---------------------------------------------------------------------------------
     def sliding_window(self, layer: nn.Module, text_config) -> int | None:
         """The window a layer attends within, or None for full attention.

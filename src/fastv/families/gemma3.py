@@ -9,11 +9,14 @@ that for the kept image tokens, and the ``mean`` ranker must count it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from fastv.core.segments import contiguous_runs
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, View, VisualLayout, grid_boxes, square_view
 
 
 class Gemma3Family(Family):
@@ -28,3 +31,20 @@ class Gemma3Family(Family):
             return None
         token_types = token_types.to(input_ids.device)
         return contiguous_runs(torch.where(token_types == 1, token_types, torch.full_like(token_types, -1)))
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        return gemma3_layout(request)
+
+
+# --- which image region each visual token covers (for fastv show-keep / analyze) ---------------------
+
+
+def gemma3_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """``mm_tokens_per_image`` pooled patches, a square row-major grid over the resized (stretched) image."""
+    side = math.isqrt(int(request.config.mm_tokens_per_image))
+    out = []
+    for n, size in enumerate(request.image_sizes):
+        boxes = tuple(grid_boxes(side, side, square_view(size, request.image_processor)))
+        view = View(f"image {n + 1}", 0, tuple(range(side * side)), boxes)
+        out.append(VisualLayout("image", tuple(size), side * side, (view,)))
+    return out

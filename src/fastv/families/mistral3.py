@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fastv.errors import FastVError
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, View, VisualLayout, grid_boxes
 
 
 class Mistral3Family(Family):
@@ -33,6 +35,9 @@ class Mistral3Family(Family):
                 start, local, image = start + counts[image], local + 1, image + 1
         return segments
 
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        return mistral3_layout(request)
+
 
 def _image_token_counts(model: nn.Module, inputs: dict) -> list[int] | None:
     """Tokens per image, from ``image_sizes`` or, under ``generate``, the precomputed per-image features."""
@@ -45,3 +50,28 @@ def _image_token_counts(model: nn.Module, inputs: dict) -> list[int] | None:
     if isinstance(features, (tuple, list)):
         return [int(f.shape[0]) for f in features]
     return None
+
+
+# --- which image region each visual token covers (for fastv show-keep / analyze) ---------------------
+
+
+def mistral3_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Pixtral: a (h / s) x (w / s) grid per image (``image_sizes`` = resized size, s = patch x merge).
+
+    The [IMG_BREAK] / [IMG_END] tokens between rows are text, so the image's tokens are just the grid.
+    """
+    config = request.config
+    stride = config.vision_config.patch_size * getattr(config, "spatial_merge_size", 1)
+    resized = request.inputs.get("image_sizes")
+    if resized is None or len(resized) != len(request.image_sizes):
+        raise FastVError("The Mistral 3 layout needs the processor's `image_sizes` for every image.")
+    out = []
+    for n, (size, (rh, rw)) in enumerate(zip(request.image_sizes, resized, strict=True)):
+        rows, cols = int(rh) // stride, int(rw) // stride
+        boxes = tuple(grid_boxes(rows, cols, (0.0, 0.0, float(size[1]), float(size[0]))))
+        out.append(
+            VisualLayout(
+                "image", tuple(size), rows * cols, (View(f"image {n + 1}", 0, tuple(range(rows * cols)), boxes),)
+            )
+        )
+    return out
