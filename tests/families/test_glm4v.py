@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import glm4v_prompt, image_runs, qwen_positions
+from fastv.selfcheck.prompts import glm4v_prompt, grid_batch, image_runs, qwen_positions
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_glm4v
+from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_glm4v
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
@@ -60,15 +60,7 @@ def test_per_frame_budget(glm):
 
 def test_padded_batch_of_different_image_sizes_matches_single_runs(glm):
     singles = [glm4v_prompt(glm, grid, seed=i, before=2 + 3 * i) for i, grid in enumerate([(1, 4, 6), (1, 8, 4)])]
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
-    batch = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "mm_token_type_ids": types,
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
-    }
+    batch = grid_batch(singles)
     assert_batch_matches_singles(glm.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5))
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import image_runs, qwen3_prompt, qwen_positions
+from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_positions
 from fastv.selfcheck.reference import deepstack_inputs, language_model, merged_embeddings, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad, tiny_qwen3_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_vl
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
@@ -78,17 +78,7 @@ def test_per_frame_budget(qwen3):
 def test_padded_batch_of_different_sizes_matches_single_runs(qwen3):
     grids = [((1, 4, 6), (2, 4, 4)), ((1, 8, 4), None)]
     singles = [qwen3_prompt(qwen3, image, video, seed=i, before=2 + 3 * i) for i, (image, video) in enumerate(grids)]
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
-    batch = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "mm_token_type_ids": types,
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
-        "pixel_values_videos": singles[0]["pixel_values_videos"],
-        "video_grid_thw": singles[0]["video_grid_thw"],
-    }
+    batch = grid_batch(singles)
     for k in (1, 2):
         assert_batch_matches_singles(qwen3.model, singles, batch, fastv.FastVConfig(k=k, ratio=0.5))
 

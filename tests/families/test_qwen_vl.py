@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import qwen_positions, qwen_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad, tiny_qwen2_5_vl, tiny_qwen2_vl
+from fastv.selfcheck.prompts import grid_batch, qwen_positions, qwen_prompt
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
@@ -67,18 +67,7 @@ def test_images_of_different_resolution_in_one_padded_batch_match_single_runs(qw
     grids = [((1, 4, 6), (2, 4, 6)), ((1, 8, 4), (2, 4, 4)), ((1, 2, 2), None)]  # videos of two sizes too
     singles = [qwen_prompt(qwen, image, video, seed=i, before=2 + 3 * i) for i, (image, video) in enumerate(grids)]
     assert len({int((s["input_ids"] == IMAGE_TOKEN).sum()) for s in singles}) == 3
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
-    with_video = [s for s in singles if "pixel_values_videos" in s]
-    batch = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "mm_token_type_ids": types,
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
-        "pixel_values_videos": torch.cat([s["pixel_values_videos"] for s in with_video]),
-        "video_grid_thw": torch.cat([s["video_grid_thw"] for s in with_video]),
-    }
+    batch = grid_batch(singles)
     assert_batch_matches_singles(qwen.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5))
 
 

@@ -10,6 +10,7 @@ from fastv.selfcheck.tiny import (
     TinyQwenVL,
     TinyVideoVLM,
     TinyVLM,
+    left_pad,
     llava_next_image,
     mistral3_image_ids,
     mm_prompt,
@@ -80,22 +81,7 @@ def qwen_prompt(
     vlm: TinyQwenVL, image_grid=(1, 4, 6), video_grid=(2, 4, 4), seed: int = 0, before: int = 3, after: int = 4
 ) -> dict:
     """An image and / or a video for Qwen2(.5)-VL, with the mm_token_type_ids its processor returns."""
-    parts, inputs = [], {}
-    if image_grid is not None:
-        patches, grid, count = vlm.visual(image_grid, seed=seed)
-        parts.append((IMAGE_TOKEN, count))
-        inputs |= {"pixel_values": patches, "image_grid_thw": grid}
-    if video_grid is not None:
-        patches, grid, count = vlm.visual(video_grid, seed=seed + 100)
-        parts.append((VIDEO_TOKEN, count))
-        inputs |= {"pixel_values_videos": patches, "video_grid_thw": grid}
-    ids, types = mm_prompt(before, parts, after, seed=seed)
-    return {
-        "input_ids": ids[None],
-        "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long),
-        "mm_token_type_ids": types[None],
-        **inputs,
-    }
+    return _grid_prompt(vlm, image_grid, video_grid, seed, before, after, run_per_frame=False)
 
 
 def qwen3_prompt(
@@ -103,6 +89,10 @@ def qwen3_prompt(
 ) -> dict:
     """Qwen3-VL: like ``qwen_prompt``, but every video frame is its own run of video tokens with a text
     token (the processor's timestamp) before it."""
+    return _grid_prompt(vlm, image_grid, video_grid, seed, before, after, run_per_frame=True)
+
+
+def _grid_prompt(vlm: TinyQwenVL, image_grid, video_grid, seed: int, before: int, after: int, run_per_frame: bool):
     parts, inputs = [], {}
     if image_grid is not None:
         patches, grid, count = vlm.visual(image_grid, seed=seed)
@@ -110,7 +100,7 @@ def qwen3_prompt(
         inputs |= {"pixel_values": patches, "image_grid_thw": grid}
     if video_grid is not None:
         patches, grid, count = vlm.visual(video_grid, seed=seed + 100)
-        frames = int(video_grid[0])  # temporal patches, one run each
+        frames = int(video_grid[0]) if run_per_frame else 1  # temporal patches, one run each
         parts += [(VIDEO_TOKEN, count // frames)] * frames
         inputs |= {"pixel_values_videos": patches, "video_grid_thw": grid}
     ids, types = mm_prompt(before, parts, after, seed=seed)
@@ -120,6 +110,19 @@ def qwen3_prompt(
         "mm_token_type_ids": types[None],
         **inputs,
     }
+
+
+def grid_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of Qwen-VL / GLM-4V style prompts: ids, mask and token types padded, the
+    flattened patches and grids of every sample's images and videos concatenated in order."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
+    batch = {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": types}
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+        parts = [s[key] for s in singles if key in s]
+        if parts:
+            batch[key] = torch.cat(parts)
+    return batch
 
 
 def glm4v_prompt(vlm: TinyQwenVL, image_grid=(1, 4, 6), video_grid=None, seed: int = 0, before: int = 3) -> dict:

@@ -27,25 +27,8 @@ def language_model(model) -> torch.nn.Module:
     raise AttributeError(f"no decoder found in {type(model).__name__}")
 
 
-def merged_embeddings(model, **inputs) -> torch.Tensor:
-    """The language model's input embeddings (image features scattered in) for one unpadded sample."""
-    captured = {}
-
-    def grab(_module, _args, kwargs):
-        captured["embeds"] = kwargs["inputs_embeds"]
-
-    handle = language_model(model).register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(**inputs, use_cache=False)
-    finally:
-        handle.remove()
-    return captured["embeds"]
-
-
-def deepstack_inputs(model, **inputs) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
-    """Qwen3-VL's DeepStack inputs for one unpadded sample: the (n,) visual-token mask and, per early
-    layer, the feature rows added to those tokens after it. None for models without DeepStack."""
+def _language_model_inputs(model, **inputs) -> dict:
+    """The keyword arguments the decoder receives for one unpadded sample (unpruned, no cache)."""
     captured = {}
 
     def grab(_module, _args, kwargs):
@@ -57,6 +40,18 @@ def deepstack_inputs(model, **inputs) -> tuple[torch.Tensor, list[torch.Tensor]]
             model(**inputs, use_cache=False)
     finally:
         handle.remove()
+    return captured
+
+
+def merged_embeddings(model, **inputs) -> torch.Tensor:
+    """The language model's input embeddings (image features scattered in) for one unpadded sample."""
+    return _language_model_inputs(model, **inputs)["inputs_embeds"]
+
+
+def deepstack_inputs(model, **inputs) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+    """Qwen3-VL's DeepStack inputs for one unpadded sample: the (n,) visual-token mask and, per early
+    layer, the feature rows added to those tokens after it. None for models without DeepStack."""
+    captured = _language_model_inputs(model, **inputs)
     mask, features = captured.get("visual_pos_masks"), captured.get("deepstack_visual_embeds")
     return None if mask is None or features is None else (mask[0], list(features))
 
