@@ -1,12 +1,15 @@
-"""Paths on which FastV's hooks would not run: refuse them with an error instead of a silent unpruned result."""
+"""Refusals instead of silent wrong results: paths on which the hooks would not run, and family adapters
+that rebuild keys differently from the model."""
 
 from __future__ import annotations
 
 import sys
 
+import torch
 from torch import nn
 
 from fastv.errors import FastVError
+from fastv.families.base import Family
 
 _COMPILE_ORDER = (
     "Apply FastV first, then compile: fastv.apply(model, config); model = torch.compile(model) (or model.compile())."
@@ -45,3 +48,25 @@ def inside_forward_of(model: nn.Module) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def check_adapter_keys(
+    family: Family, attention: nn.Module, layer_idx: int, rebuilt: torch.Tensor, cached: torch.Tensor
+) -> None:
+    """Refuse a family adapter that projects, normalises or rotates keys differently from the model.
+
+    Its queries and keys decide the ranking; wrong ones give a silently wrong kept set. The keys the
+    layer wrote to its cache are the ground truth (queries have none), compared within rounding of
+    the model's dtype.
+    """
+    relative = 1e-4 if cached.dtype == torch.float32 else 16 * torch.finfo(cached.dtype).eps
+    rebuilt, cached = rebuilt.detach().float(), cached.detach().float()
+    tolerance = relative * (float(cached.abs().max()) or 1.0)
+    diff = float((rebuilt - cached).abs().max()) if rebuilt.shape == cached.shape else float("inf")
+    if diff > tolerance:
+        raise FastVError(
+            f"FastV's {family.name!r} adapter rebuilds layer {layer_idx}'s keys differently from the keys "
+            f"{type(attention).__name__} cached (max abs diff {diff:.3g}, shapes {tuple(rebuilt.shape)} vs "
+            f"{tuple(cached.shape)}): its ranking would be silently wrong. This model's attention differs from "
+            f"what the adapter knows (norms, rotary, projections); it is not supported until the adapter is fixed."
+        )

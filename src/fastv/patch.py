@@ -34,7 +34,8 @@ from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep, s
 from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
-from fastv.guards import inside_forward_of, reject_compiled
+from fastv.guards import check_adapter_keys, inside_forward_of, reject_compiled
+from fastv.loss import kept_loss, with_loss
 from fastv.parallel import average_over_all_heads, head_shard_group
 
 _ATTR = "_fastv_patch"
@@ -158,7 +159,8 @@ class _Patch:
         if call is None or call.labels is None or output is None:
             return None
         logits = output.logits if hasattr(output, "logits") else output[0]
-        return _with_loss(output, kept_loss(model, logits, call))
+        plan = call.plan if call.mode == "prefill" else None
+        return with_loss(output, kept_loss(model, logits, call.labels, plan))
 
     def _enter_language_model(self, *_: Any) -> None:
         """One language-model run per call of the patched model, from inside it: the state of a call that
@@ -233,7 +235,7 @@ class _Patch:
         if keys is None:
             keys = family.keys(attention, hidden, position_embeddings)
         elif not self.adapter_checked:  # once per patch: the adapter must rebuild what the layer cached
-            _check_adapter_keys(
+            check_adapter_keys(
                 family, attention, self.config.k - 1, family.keys(attention, hidden, position_embeddings), keys
             )
             self.adapter_checked = True
@@ -358,28 +360,6 @@ class _PrunedLayerHook:
         return call.masks[window]
 
 
-def _check_adapter_keys(
-    family: Family, attention: nn.Module, layer_idx: int, rebuilt: torch.Tensor, cached: torch.Tensor
-) -> None:
-    """Refuse a family adapter that projects, normalises or rotates keys differently from the model.
-
-    Its queries and keys decide the ranking; wrong ones give a silently wrong kept set. The keys the
-    layer wrote to its cache are the ground truth (queries have none), compared within rounding of
-    the model's dtype.
-    """
-    relative = 1e-4 if cached.dtype == torch.float32 else 16 * torch.finfo(cached.dtype).eps
-    rebuilt, cached = rebuilt.detach().float(), cached.detach().float()
-    tolerance = relative * (float(cached.abs().max()) or 1.0)
-    diff = float((rebuilt - cached).abs().max()) if rebuilt.shape == cached.shape else float("inf")
-    if diff > tolerance:
-        raise FastVError(
-            f"FastV's {family.name!r} adapter rebuilds layer {layer_idx}'s keys differently from the keys "
-            f"{type(attention).__name__} cached (max abs diff {diff:.3g}, shapes {tuple(rebuilt.shape)} vs "
-            f"{tuple(cached.shape)}): its ranking would be silently wrong. This model's attention differs from "
-            f"what the adapter knows (norms, rotary, projections); it is not supported until the adapter is fixed."
-        )
-
-
 def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:
     """Layer ``layer_idx``'s keys from a fresh cache, if it holds exactly this prompt's."""
     if cache is None or layer_idx >= len(getattr(cache, "layers", ())):
@@ -409,35 +389,6 @@ def _check_unpruned(cache, layer_idx: int) -> None:
             "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
             "continued here. Start a new cache per prompt."
         )
-
-
-def kept_loss(model: nn.Module, logits: torch.Tensor, call: _Call) -> torch.Tensor:
-    """The causal-LM loss over the positions the pruned layers ran on.
-
-    A kept position predicts the token after it in the *original* prompt (not the next kept one), so
-    labels are shifted on the full sequence first, then gathered at the kept positions. Without a plan
-    (nothing dropped) this is the model's own loss, bit for bit.
-    """
-    labels = call.labels.to(logits.device)
-    plan = call.plan if call.mode == "prefill" else None
-    if plan is None:
-        if logits.shape[1] != labels.shape[1]:
-            raise FastVError(f"labels {tuple(labels.shape)} do not match the logits ({logits.shape[1]} positions).")
-        return model.loss_function(logits=logits, labels=labels, vocab_size=logits.shape[-1])
-    if logits.shape[1] != plan.length:
-        raise FastVError(
-            "With labels, FastV needs logits at every kept position: do not pass logits_to_keep together with labels."
-        )
-    shifted = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100)
-    kept = gather_sequence(shifted, plan.indices, seq_dim=1).masked_fill(~plan.valid, -100)
-    return model.loss_function(logits=logits, labels=None, vocab_size=logits.shape[-1], shift_labels=kept)
-
-
-def _with_loss(output: Any, loss: torch.Tensor) -> Any:
-    if isinstance(output, tuple):
-        return (loss, *output)
-    output["loss"] = loss
-    return output
 
 
 def _no_model() -> None:
