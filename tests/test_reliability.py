@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import fastv
 from fastv import FastVConfig, FastVError
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import image_prompt, qwen_prompt
+from fastv.selfcheck.prompts import grid_batch, image_batch, image_prompt, qwen_prompt
 from fastv.selfcheck.reference import language_model, merged_embeddings, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_llava, tiny_qwen2_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_qwen2_vl
 
 
 def _labels(inputs: dict) -> torch.Tensor:
@@ -26,12 +26,7 @@ def _labels(inputs: dict) -> torch.Tensor:
 
 def _batch(vlm, seeds=(1, 2), befores=(2, 6)) -> tuple[list[dict], dict]:
     singles = [image_prompt(vlm, 1, seed, before) for seed, before in zip(seeds, befores, strict=True)]
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    pixels = torch.cat([s["pixel_values"] for s in singles])
-    return singles, {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
-
-
-# --- labels ----------------------------------------------------------------------------------------
+    return singles, image_batch(singles)
 
 
 def test_labels_at_ratio_zero_give_the_models_own_loss(llava):
@@ -219,14 +214,8 @@ def test_a_patched_model_pickles_and_loads_patched(llava):
 def test_positional_attention_mask_qwen2_vl():
     vlm = tiny_qwen2_vl()
     singles = [qwen_prompt(vlm, video_grid=None, seed=0, before=2), qwen_prompt(vlm, video_grid=None, seed=1, before=5)]
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    batch = {
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
-        "mm_token_type_ids": torch.cat(
-            [F.pad(s["mm_token_type_ids"], (ids.shape[1] - s["input_ids"].shape[1], 0)) for s in singles]
-        ),
-    }
+    batch = grid_batch(singles)
+    ids, mask = batch.pop("input_ids"), batch.pop("attention_mask")
     fastv.apply(vlm.model, FastVConfig(k=2, ratio=0.5))
     with torch.no_grad():
         by_keyword = vlm.model(input_ids=ids, attention_mask=mask, **batch).logits

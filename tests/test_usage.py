@@ -13,19 +13,14 @@ from fastv import FastVConfig, FastVError
 from fastv.compat import output_cache, with_cache
 from fastv.selfcheck import check_family
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import image_prompt
-from fastv.selfcheck.tiny import left_pad, tiny_llava
+from fastv.selfcheck.prompts import image_batch, image_prompt
+from fastv.selfcheck.tiny import tiny_llava
 from tests.tiny_processor import tiny_llava_processor, write_image
 
 
 def _batch(vlm, seeds=(1, 2, 3), befores=(2, 6, 4)) -> tuple[list[dict], dict]:
     singles = [image_prompt(vlm, 1, seed, before) for seed, before in zip(seeds, befores, strict=True)]
-    ids, mask = left_pad([s["input_ids"][0] for s in singles])
-    return singles, {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-    }
+    return singles, image_batch(singles)
 
 
 def _teacher_forced_log_probs(model, inputs: dict, tokens: torch.Tensor) -> torch.Tensor:
@@ -132,13 +127,8 @@ def test_reuse_with_changing_batch_sizes(llava):
     for single in singles:
         alone.append(generate(model, single, 3).sequences[0, single["input_ids"].shape[1] :])
     for rows in ([0, 1, 2], [2], [1, 0], [0, 1, 2, 2]):
-        ids, mask = left_pad([singles[r]["input_ids"][0] for r in rows])
-        batch = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "pixel_values": torch.cat([singles[r]["pixel_values"] for r in rows]),
-        }
-        out = generate(model, batch, 3).sequences[:, ids.shape[1] :]
+        batch = image_batch([singles[r] for r in rows])
+        out = generate(model, batch, 3).sequences[:, batch["input_ids"].shape[1] :]
         for position, r in enumerate(rows):
             assert torch.equal(out[position], alone[r]), (rows, r)
 

@@ -424,7 +424,7 @@ def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
     reject_compiled(model)
     family = family_for(model)
     patch = _Patch(model, config, family)
-    family.check_supported(model, patch.layers)
+    family.check_supported(model, patch.language_model)
     n_layers = len(patch.layers)
     if config.k >= n_layers:
         raise FastVError(

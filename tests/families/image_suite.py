@@ -7,7 +7,6 @@ from collections.abc import Callable
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,
@@ -53,6 +52,3 @@ def _pad_stack(parts: list[torch.Tensor]) -> torch.Tensor:
     most = max(p.shape[1] for p in parts)
     padded = [torch.cat([p, p.new_zeros(1, most - p.shape[1], *p.shape[2:])], dim=1) for p in parts]
     return torch.cat(padded)
-
-
-runs = image_runs

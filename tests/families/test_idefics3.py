@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastv.selfcheck.prompts import image_prompt
+from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.tiny import tiny_idefics3
 from tests.families import image_suite
 
 
 def test_equivalence_suite():
     image_suite.run_all(
-        tiny_idefics3(smolvlm=False), partial(image_prompt, stacked=True), image_suite.runs, stack_pixels=True
+        tiny_idefics3(smolvlm=False), partial(image_prompt, stacked=True), image_runs, stack_pixels=True
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastv.selfcheck.prompts import image_prompt
+from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.tiny import tiny_internvl
 from tests.families import image_suite
 
 
 def test_equivalence_suite():
-    image_suite.run_all(tiny_internvl(), image_prompt, image_suite.runs)
+    image_suite.run_all(tiny_internvl(), image_prompt, image_runs)

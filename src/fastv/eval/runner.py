@@ -203,19 +203,18 @@ def run_setting(
     finally:
         if config is not None:
             fastv.remove(model)
-    per_question = list(zip(predictions, [lay for b in batches for lay in b.layouts], strict=True))
-    if config is not None:
-        per_question = [(*pair, count) for pair, count in zip(per_question, kept, strict=True)]
+    layouts = [lay for b in batches for lay in b.layouts]
+    per_question = list(zip(predictions, layouts, kept or [None] * len(layouts), strict=True))
     # Data-parallel launch: every rank's questions, back in unsharded order (a no-op for one process).
     per_question, seconds = distributed.gather_interleaved(per_question), distributed.gather_max(seconds)
     return _result(model, setting, per_question, seconds)
 
 
 def _result(model: Any, setting: Setting, per_question: list[tuple], seconds: float) -> dict[str, Any]:
-    """One setting's figures from its per-question (prediction, layout[, kept image tokens]) records."""
-    predictions = [record[0] for record in per_question]
-    layouts = [record[1] for record in per_question]
-    kept = [record[2] for record in per_question if len(record) > 2]
+    """One setting's figures from its per-question (prediction, layout, kept image tokens or None) records."""
+    predictions = [prediction for prediction, _, _ in per_question]
+    layouts = [layout for _, layout, _ in per_question]
+    kept = [count for _, _, count in per_question if count is not None]
     eq5, exact = flops_ratios(model, layouts, setting)
     n = len(predictions)
     correct = sum(p["correct"] for p in predictions)

@@ -53,27 +53,22 @@ class Family:
     def text_config(self, language_model: nn.Module):
         return language_model.config
 
-    def check_supported(self, model: nn.Module, layers: Sequence[nn.Module]) -> None:
+    def check_supported(self, model: nn.Module, language_model: nn.Module) -> None:
         """Refuse a checkpoint whose decoder the adapter cannot rank with, before any forward runs.
 
         The adapter rebuilds keys and queries from ``k_proj`` / ``q_proj``. Multi-head latent attention
         (Mistral Small 4 under ``model_type="mistral3"``, DeepSeek-style) caches compressed latents
         instead, so there is nothing to rebuild them from.
         """
-        attention = self.attention(layers[0])
+        attention = self.attention(self.decoder_layers(language_model)[0])
         if not (hasattr(attention, "k_proj") and hasattr(attention, "q_proj")):
-            text_type = getattr(self.text_config_of(model), "model_type", "?")
+            text_type = getattr(self.text_config(language_model), "model_type", "?")
             raise UnsupportedModelError(
                 f"FastV does not support {type(model).__name__} with a {text_type!r} decoder: its attention "
                 f"({type(attention).__name__}) has no q_proj / k_proj. Its keys come from compressed latents "
                 "(multi-head latent attention, as in Mistral Small 4), which FastV's "
                 f"{self.name!r} adapter cannot rebuild to rank image tokens."
             )
-
-    @staticmethod
-    def text_config_of(model: nn.Module):
-        config = model.config
-        return config.get_text_config() if hasattr(config, "get_text_config") else config
 
     # --- which tokens are candidates ------------------------------------------------------------
     def prunable_token_ids(self, config) -> list[int]:

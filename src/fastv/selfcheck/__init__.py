@@ -100,6 +100,10 @@ def _notes() -> list[str]:
     return notes
 
 
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _unavailable(backend: str, device: torch.device) -> str | None:
     if backend == "flash_attention_2":
         if device.type != "cuda":
@@ -111,7 +115,7 @@ def _unavailable(backend: str, device: torch.device) -> str | None:
 
 def check_family(model_type: str, backend: str, device: torch.device, dtype: torch.dtype, steps: int = 4) -> DoctorRow:
     """The three checks on one family's tiny model with one attention backend."""
-    row = DoctorRow(model_type, backend, str(dtype).removeprefix("torch."), str(device), "FAIL")
+    row = DoctorRow(model_type, backend, _name(dtype), str(device), "FAIL")
     start = time.perf_counter()
     try:
         with torch.random.fork_rng(devices=[]):  # the same tiny weights on every run; the caller's RNG untouched
@@ -170,10 +174,9 @@ def doctor(
         for backend in attn:
             reason = _unavailable(backend, device)
             if reason:
-                rows.append(DoctorRow(model_type, backend, str(dtype).removeprefix("torch."), str(device), "skipped"))
-                rows[-1].detail = reason
-                continue
-            rows.append(check_family(model_type, backend, device, dtype))
+                rows.append(DoctorRow(model_type, backend, _name(dtype), str(device), "skipped", detail=reason))
+            else:
+                rows.append(check_family(model_type, backend, device, dtype))
     return DoctorReport(rows, _versions(device), _notes())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 
@@ -21,73 +23,61 @@ class Case:
     blocks: torch.Tensor | None = None  # (n,) bidirectional image blocks (Gemma 3)
 
 
-def _prunable(inputs: dict) -> torch.Tensor:
-    return torch.isin(inputs["input_ids"][0], torch.tensor([tiny.IMAGE_TOKEN, tiny.VIDEO_TOKEN]))
+def _case(vlm, inputs: dict, **extra) -> Case:
+    prunable = torch.isin(inputs["input_ids"][0], torch.tensor([tiny.IMAGE_TOKEN, tiny.VIDEO_TOKEN]))
+    return Case(vlm.model, inputs, prunable, **extra)
 
 
-def _image_case(vlm, **prompt) -> Case:
-    inputs = prompts.image_prompt(vlm, **prompt)
-    return Case(vlm.model, inputs, _prunable(inputs))
-
-
-def _llava_next(attn: str) -> Case:
-    vlm = tiny.tiny_llava_next(attn)
-    inputs = prompts.llava_next_prompt(vlm)
-    return Case(vlm.model, inputs, _prunable(inputs))
-
-
-def _video_case(vlm) -> Case:
-    inputs = prompts.video_prompt(vlm, frames=4)
-    return Case(vlm.model, inputs, _prunable(inputs))
-
-
-def _qwen_case(vlm) -> Case:
-    inputs = prompts.qwen_prompt(vlm)
-    return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
-
-
-def _qwen3_vl(attn: str, moe: bool = False) -> Case:
-    vlm = tiny.tiny_qwen3_vl(attn, moe=moe)
-    inputs = prompts.qwen3_prompt(vlm, video_grid=(4, 4, 4))
-    return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
-
-
-def _glm4v(attn: str, variant: str) -> Case:
-    vlm = tiny.tiny_glm4v(attn, variant=variant)
-    inputs = prompts.glm4v_prompt(vlm, image_grid=None, video_grid=(4, 4, 4))
-    return Case(vlm.model, inputs, _prunable(inputs), positions=prompts.qwen_positions(vlm, inputs))
+def _mrope_case(vlm, inputs: dict) -> Case:
+    """Qwen-VL / GLM-4V: the reference needs the model's own 3-D positions."""
+    return _case(vlm, inputs, positions=prompts.qwen_positions(vlm, inputs))
 
 
 def _gemma3(attn: str) -> Case:
     vlm = tiny.tiny_gemma3(attn)
     inputs = prompts.gemma3_prompt(vlm)
-    return Case(vlm.model, inputs, _prunable(inputs), blocks=prompts.image_runs(inputs))
+    return _case(vlm, inputs, blocks=prompts.image_runs(inputs))
 
 
-def _mistral3(attn: str) -> Case:
-    vlm = tiny.tiny_mistral3(attn)
-    inputs = prompts.mistral3_prompt(vlm)
-    return Case(vlm.model, inputs, _prunable(inputs))
+def _on(build: Callable[[str], Any], prompt: Callable[..., dict], case=_case, **options) -> Callable[[str], Case]:
+    """A case builder: tiny model ``build(attn)``, one ``prompt(vlm, **options)``, wrapped by ``case``."""
+
+    def make(attn: str) -> Case:
+        vlm = build(attn)
+        return case(vlm, prompt(vlm, **options))
+
+    return make
+
+
+def _glm4v(variant: str) -> Callable[[str], Case]:
+    """GLM-4V takes images or a video per prompt, not both: the video (frames on the image id) is the case."""
+    return _on(
+        partial(tiny.tiny_glm4v, variant=variant),
+        prompts.glm4v_prompt,
+        _mrope_case,
+        image_grid=None,
+        video_grid=(4, 4, 4),
+    )
 
 
 CASES: dict[str, Callable[[str], Case]] = {
-    "llava": lambda attn: _image_case(tiny.tiny_llava(attn)),
-    "llava_next": _llava_next,
-    "llava_next_video": lambda attn: _video_case(tiny.tiny_llava_next_video(attn)),
-    "llava_onevision": lambda attn: _video_case(tiny.tiny_llava_onevision(attn, sliding_window=8)),
-    "video_llava": lambda attn: _video_case(tiny.tiny_video_llava(attn)),
-    "qwen2_vl": lambda attn: _qwen_case(tiny.tiny_qwen2_vl(attn)),
-    "qwen2_5_vl": lambda attn: _qwen_case(tiny.tiny_qwen2_5_vl(attn)),
-    "qwen3_vl": _qwen3_vl,
-    "qwen3_vl_moe": lambda attn: _qwen3_vl(attn, moe=True),
-    "glm4v": lambda attn: _glm4v(attn, "glm4v"),
-    "glm4v_moe": lambda attn: _glm4v(attn, "glm4v_moe"),
-    "glm46v": lambda attn: _glm4v(attn, "glm46v"),
+    "llava": _on(tiny.tiny_llava, prompts.image_prompt),
+    "llava_next": _on(tiny.tiny_llava_next, prompts.llava_next_prompt),
+    "llava_next_video": _on(tiny.tiny_llava_next_video, prompts.video_prompt, frames=4),
+    "llava_onevision": _on(partial(tiny.tiny_llava_onevision, sliding_window=8), prompts.video_prompt, frames=4),
+    "video_llava": _on(tiny.tiny_video_llava, prompts.video_prompt, frames=4),
+    "qwen2_vl": _on(tiny.tiny_qwen2_vl, prompts.qwen_prompt, _mrope_case),
+    "qwen2_5_vl": _on(tiny.tiny_qwen2_5_vl, prompts.qwen_prompt, _mrope_case),
+    "qwen3_vl": _on(tiny.tiny_qwen3_vl, prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
+    "qwen3_vl_moe": _on(partial(tiny.tiny_qwen3_vl, moe=True), prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
+    "glm4v": _glm4v("glm4v"),
+    "glm4v_moe": _glm4v("glm4v_moe"),
+    "glm46v": _glm4v("glm46v"),
     "gemma3": _gemma3,
-    "internvl": lambda attn: _image_case(tiny.tiny_internvl(attn)),
-    "idefics3": lambda attn: _image_case(tiny.tiny_idefics3(attn), stacked=True),
-    "smolvlm": lambda attn: _image_case(tiny.tiny_idefics3(attn, smolvlm=True), stacked=True),
-    "mistral3": _mistral3,
+    "internvl": _on(tiny.tiny_internvl, prompts.image_prompt),
+    "idefics3": _on(tiny.tiny_idefics3, prompts.image_prompt, stacked=True),
+    "smolvlm": _on(partial(tiny.tiny_idefics3, smolvlm=True), prompts.image_prompt, stacked=True),
+    "mistral3": _on(tiny.tiny_mistral3, prompts.mistral3_prompt),
 }
 
 

@@ -14,8 +14,7 @@ import torch
 
 import fastv
 from fastv.selfcheck.reference import (
-    deepstack_inputs,
-    merged_embeddings,
+    decoder_inputs,
     reference_kept,
     reference_logits,
     reference_scores,
@@ -97,8 +96,7 @@ def compare_with_reference(
     with the one eager attention maps of the unpatched model give.
     """
     n = inputs["input_ids"].shape[1]
-    embeds = merged_embeddings(model, **inputs)
-    deepstack = deepstack_inputs(model, **inputs)
+    embeds, deepstack = decoder_inputs(model, **inputs)
     fastv.apply(model, config)
     try:
         with torch.no_grad():

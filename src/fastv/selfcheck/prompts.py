@@ -29,6 +29,12 @@ def image_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int = 3
     }
 
 
+def image_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of fixed-grid image prompts (``image_prompt``), pixels concatenated in order."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values": torch.cat([s["pixel_values"] for s in singles])}
+
+
 def gemma3_prompt(vlm: TinyVLM, n_images: int = 4, seed: int = 0, before: int = 3, types: bool = True) -> dict:
     """An image prompt with the ``token_type_ids`` Gemma 3's processor returns (they mark the bidirectional blocks)."""
     inputs = image_prompt(vlm, n_images, seed, before)

@@ -45,15 +45,21 @@ def _language_model_inputs(model, **inputs) -> dict:
 
 def merged_embeddings(model, **inputs) -> torch.Tensor:
     """The language model's input embeddings (image features scattered in) for one unpadded sample."""
-    return _language_model_inputs(model, **inputs)["inputs_embeds"]
+    return decoder_inputs(model, **inputs)[0]
 
 
 def deepstack_inputs(model, **inputs) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
     """Qwen3-VL's DeepStack inputs for one unpadded sample: the (n,) visual-token mask and, per early
     layer, the feature rows added to those tokens after it. None for models without DeepStack."""
+    return decoder_inputs(model, **inputs)[1]
+
+
+def decoder_inputs(model, **inputs) -> tuple[torch.Tensor, tuple[torch.Tensor, list[torch.Tensor]] | None]:
+    """``merged_embeddings`` and ``deepstack_inputs`` from one forward."""
     captured = _language_model_inputs(model, **inputs)
     mask, features = captured.get("visual_pos_masks"), captured.get("deepstack_visual_embeds")
-    return None if mask is None or features is None else (mask[0], list(features))
+    deepstack = None if mask is None or features is None else (mask[0], list(features))
+    return captured["inputs_embeds"], deepstack
 
 
 def _add_deepstack(hidden: torch.Tensor, positions: torch.Tensor, layer: int, deepstack) -> torch.Tensor:
