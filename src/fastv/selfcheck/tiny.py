@@ -177,10 +177,23 @@ def _qwen_text_kwargs(layers: int, hidden: int = 64, heads: int = 4, kv_heads: i
     }
 
 
-def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+def _grid_vlm(name: str, attn_implementation: str, seed: int, **config) -> TinyQwenVL:
+    """A VLM fed flattened patches + ``grid_thw`` (Qwen-VL, GLM-4V) from transformers' ``{name}Config``:
+    our image / video token ids, Qwen's vision start / end markers unless ``config`` names its own."""
+    import transformers
 
-    config = Qwen2VLConfig(
+    markers = {} if "image_start_token_id" in config else {"vision_start_token_id": 122, "vision_end_token_id": 123}
+    options = {"image_token_id": IMAGE_TOKEN, "video_token_id": VIDEO_TOKEN, "tie_word_embeddings": False}
+    config_class = getattr(transformers, f"{name}Config")
+    model = getattr(transformers, f"{name}ForConditionalGeneration")(config_class(**options, **markers, **config))
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
+
+
+def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
+    return _grid_vlm(
+        "Qwen2VL",
+        attn_implementation,
+        seed,
         text_config={**_qwen_text_kwargs(layers), **text},
         vision_config={
             "depth": 2,
@@ -192,20 +205,14 @@ def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
         },
-        image_token_id=IMAGE_TOKEN,
-        video_token_id=VIDEO_TOKEN,
-        vision_start_token_id=122,
-        vision_end_token_id=123,
-        tie_word_embeddings=False,
     )
-    model = Qwen2VLForConditionalGeneration(config)
-    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
 def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    config = Qwen2_5_VLConfig(
+    return _grid_vlm(
+        "Qwen2_5_VL",
+        attn_implementation,
+        seed,
         text_config={**_qwen_text_kwargs(layers), **text},
         vision_config={
             "depth": 2,
@@ -219,32 +226,21 @@ def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: in
             "window_size": 16,
             "fullatt_block_indexes": [1],
         },
-        image_token_id=IMAGE_TOKEN,
-        video_token_id=VIDEO_TOKEN,
-        vision_start_token_id=122,
-        vision_end_token_id=123,
-        tie_word_embeddings=False,
     )
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
 def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
     """Qwen3-VL (or Qwen3-VL-MoE: 4 experts, 2 per token): interleaved M-RoPE, q/k norms, DeepStack features
     added after decoder layers 0-2."""
-    if moe:
-        from transformers import Qwen3VLMoeConfig as Config
-        from transformers import Qwen3VLMoeForConditionalGeneration as Model
-    else:
-        from transformers import Qwen3VLConfig as Config
-        from transformers import Qwen3VLForConditionalGeneration as Model
-
     text = _qwen_text_kwargs(layers)
     text["head_dim"] = 16
     text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [4, 2, 2], "mrope_interleaved": True}
     if moe:
         text |= {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "decoder_sparse_step": 1}
-    config = Config(
+    return _grid_vlm(
+        "Qwen3VLMoe" if moe else "Qwen3VL",
+        attn_implementation,
+        seed,
         text_config=text,
         vision_config={
             "depth": 3,
@@ -258,21 +254,12 @@ def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0, 1, 2],
         },
-        image_token_id=IMAGE_TOKEN,
-        video_token_id=VIDEO_TOKEN,
-        vision_start_token_id=122,
-        vision_end_token_id=123,
-        tie_word_embeddings=False,
     )
-    model = Model(config)
-    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
 def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "glm4v") -> TinyQwenVL:
     """GLM-4.1V (``glm4v``), GLM-4.5V (``glm4v_moe``: 4 routed experts after one dense layer) or GLM-4.6V
     (``glm46v``): partial M-RoPE (half of each head rotated), q/k/v biases."""
-    import transformers
-
     text = {
         "vocab_size": VOCAB,
         "hidden_size": 64,
@@ -296,8 +283,10 @@ def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0
             "n_routed_experts": 4,
             "first_k_dense_replace": 1,
         }
-    names = {"glm4v": "Glm4v", "glm4v_moe": "Glm4vMoe", "glm46v": "Glm46V"}[variant]
-    config = getattr(transformers, f"{names}Config")(
+    return _grid_vlm(
+        {"glm4v": "Glm4v", "glm4v_moe": "Glm4vMoe", "glm46v": "Glm46V"}[variant],
+        attn_implementation,
+        seed,
         text_config=text,
         vision_config={
             "depth": 2,
@@ -310,16 +299,11 @@ def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0
             "temporal_patch_size": 2,
             "out_hidden_size": 64,
         },
-        image_token_id=IMAGE_TOKEN,
-        video_token_id=VIDEO_TOKEN,
         image_start_token_id=122,
         image_end_token_id=123,
         video_start_token_id=124,
         video_end_token_id=125,
-        tie_word_embeddings=False,
     )
-    model = getattr(transformers, f"{names}ForConditionalGeneration")(config)
-    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
 def mm_prompt(
