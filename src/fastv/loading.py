@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,11 +19,29 @@ def default_model_path() -> str:
     return str(BUILTIN_MODEL_DIR)
 
 
+def _testbed_path() -> str:
+    from fastv.testbed import assemble
+
+    return str(assemble())
+
+
+# Built-in models by name: each returns a local checkpoint folder (the testbed is assembled on first use).
+BUILTIN_MODELS: dict[str, Callable[[], str]] = {"easyvqa-llava": default_model_path, "clevr-smollm2": _testbed_path}
+
+
+def resolve_model(model: str | None) -> str:
+    """A built-in model's folder for its name (None: the default one), else ``model`` unchanged."""
+    if model is None:
+        return default_model_path()
+    return BUILTIN_MODELS[model]() if model in BUILTIN_MODELS else model
+
+
 def load_model(
     model: str | None = None, device: str = "cpu", dtype: str = "float32", attn_implementation: str = "sdpa"
 ):
-    """(model, processor) from a local directory or a hub id (a hub id needs network or a local HF cache)."""
-    path = model or default_model_path()
+    """(model, processor) from a built-in name (see :data:`BUILTIN_MODELS`), a local directory or a hub id
+    (a hub id needs network or a local HF cache)."""
+    path = resolve_model(model)
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is unknown; choose one of {', '.join(DTYPES)}.")
     loaded = AutoModelForImageTextToText.from_pretrained(

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fastv.cli._options import add_model_option
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers: Any) -> None:
         "receives (summed over its tokens, mean over heads and queries; classes sum to 1); efficiency = "
         "allocation / token count. Writes analysis.json and PNG plots to --out.",
     )
-    p.add_argument("--model", default=None, help="local checkpoint directory (default: the built-in model)")
+    add_model_option(p)
     p.add_argument("--image", required=True, help="an image file, a folder of images, or a .jsonl of {image, prompt}")
     p.add_argument("--prompt", default=None, help="the prompt (with an image file or folder)")
     p.add_argument("--max-new-tokens", type=int, default=8, help="tokens generated per sample (the output class)")

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from fastv.cli._options import add_model_option
 from fastv.config import RANKERS
 from fastv.eval.datasets import DATASETS, load_dataset
-from fastv.eval.report import results_table, write_results
+from fastv.eval.report import kinds_markdown, results_table, write_results
 from fastv.eval.runner import evaluate
 
 
@@ -21,6 +22,13 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
 
 
 def _rankers(text: str) -> list[str]:
@@ -39,12 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sample; writes results.json and accuracy_vs_flops.png to --out. Data parallel: launch it with "
         "`torchrun --nproc_per_node N -m fastv eval ...` or `accelerate launch --num_processes N -m fastv eval ...`.",
     )
-    parser.add_argument("--model", default=None, help="Local model directory (default: the built-in model).")
+    add_model_option(parser)
     parser.add_argument(
         "--data", default="easyvqa", help=f"Dataset name ({', '.join(sorted(DATASETS))}) or a .jsonl file."
     )
-    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--k", type=_ints, default=[2], help="FastV K, or several: 2,3,5")
     parser.add_argument("--ratios", type=_floats, default=_floats("0,0.25,0.5,0.75,0.9"))
+    parser.add_argument(
+        "--keep", type=_ints, default=[], help="token budgets: image tokens kept per sample, e.g. 64,32,16"
+    )
     parser.add_argument("--rank", type=_rankers, default=list(RANKERS), help="Comma-separated rankers.")
     parser.add_argument(
         "--n", "--num-samples", dest="n", type=int, default=500, help="Seeded sample size (0 or less: all)."
@@ -76,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console(quiet=rank != 0)
     model, processor = load_model(args.model, device, args.dtype, args.attn)
     samples = load_dataset(args.data, n=args.n if args.n > 0 else None, seed=args.seed)
-    console.print(f"{len(samples)} samples from {args.data}; k={args.k}, ratios={args.ratios}, rankers={args.rank}")
+    console.print(
+        f"{len(samples)} samples from {args.data}; K={args.k}, ratios={args.ratios}, keep={args.keep}, rankers={args.rank}"
+    )
     if world > 1:
         console.print(f"data parallel: {world} processes, about {len(samples) // world} samples each")
     start = time.perf_counter()
@@ -86,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         samples,
         k=args.k,
         ratios=args.ratios,
+        keeps=args.keep,
         rankers=args.rank,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -104,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
         "processes": world,
         "platform": platform.platform(),
     }
-    title = f"FastV K={args.k} on {Path(args.data).name} (n={len(samples)})"
+    title = f"FastV K={','.join(map(str, args.k))} on {Path(args.data).name} (n={len(samples)})"
     console.print(results_table(results, title=title))
+    if any(r["by_kind"] for r in results):
+        console.print("accuracy (%) per question type:\n" + kinds_markdown(results))
     if rank == 0:  # every rank holds the gathered results; one writes them
         json_path, png_path = write_results(results, args.out, meta, title=title)
         console.print(f"wrote {json_path} and {png_path}")

@@ -8,12 +8,13 @@ import time
 import torch
 
 import fastv
+from fastv.cli._options import add_model_option
 from fastv.loading import build_inputs, load_model, open_image
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="Generate with and without FastV and compare.")
-    parser.add_argument("--model", default=None, help="Local path or hub id (default: the built-in model).")
+    add_model_option(parser)
     parser.add_argument("--image", required=True, nargs="+", help="Image file(s).")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--k", type=int, default=2)

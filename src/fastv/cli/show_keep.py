@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from fastv.cli._options import add_model_option
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,7 @@ def register(subparsers: Any) -> None:
         description="Runs one pruned prefill per selection and draws each image (LLaVA-NeXT: its base tile and "
         "its high-res grid) with dropped patches dimmed and kept ones outlined.",
     )
-    p.add_argument("--model", default=None, help="local checkpoint directory (default: the built-in model)")
+    add_model_option(p)
     p.add_argument("--image", required=True, nargs="+", help="image file(s) of one prompt")
     p.add_argument("--prompt", required=True, help="the prompt; image placeholders are added if it has none")
     p.add_argument("--k", type=int, default=2, help="first pruned layer (layer k-1 ranks)")

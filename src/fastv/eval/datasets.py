@@ -25,6 +25,7 @@ class VQASample:
     question: str
     answers: tuple[str, ...]
     id: str = ""
+    kind: str = ""  # question type, for per-type accuracy (JSONL "type")
 
     def load_image(self) -> Image.Image:
         """The image as RGB (paths are opened lazily so large datasets stay cheap to list)."""
@@ -69,7 +70,7 @@ def load_easyvqa(split: str = "test", n: int | None = None, seed: int = 0) -> li
 def load_jsonl(path: str | Path, n: int | None = None, seed: int = 0) -> list[VQASample]:
     """A JSONL file of ``{"image", "question", "answer"}`` records; images relative to the file's folder.
 
-    ``answer`` may be a string or a list of accepted strings; an optional ``id`` is kept.
+    ``answer`` may be a string or a list of accepted strings; optional ``id`` and ``type`` are kept.
     """
     path = Path(path)
     root = path.parent
@@ -92,12 +93,20 @@ def load_jsonl(path: str | Path, n: int | None = None, seed: int = 0) -> list[VQ
             if not image_path.is_absolute():
                 image_path = root / image_path
             samples.append(
-                VQASample(image=image_path, question=question, answers=answers, id=str(rec.get("id", lineno)))
+                VQASample(image_path, question, answers, id=str(rec.get("id", lineno)), kind=str(rec.get("type", "")))
             )
     return _subsample(samples, n, seed)
 
 
-DATASETS: dict[str, Loader] = {"easyvqa": load_easyvqa}
+def load_sort_of_clevr(split: str = "test", n: int | None = None, seed: int = 0) -> list[VQASample]:
+    """Sort-of-CLEVR (generated here, seeded; written to the cache on first use): six objects per image,
+    three non-relational and three relational question types, 2,400 test questions."""
+    from fastv.sortofclevr import ensure_split
+
+    return load_jsonl(ensure_split(split), n=n, seed=seed)
+
+
+DATASETS: dict[str, Loader] = {"easyvqa": load_easyvqa, "sortofclevr": load_sort_of_clevr}
 
 
 def load_dataset(spec: str, n: int | None = None, seed: int = 0) -> list[VQASample]:

@@ -24,7 +24,7 @@ def results_table(results: Sequence[dict[str, Any]], title: str = "FastV evaluat
         rel = r["relative_accuracy"]
         table.add_row(
             r["setting"],
-            f"{100 * r['accuracy']:.2f}%",
+            f"{100 * r['accuracy']:.2f} ± {100 * r['stderr']:.2f}%",
             "-" if rel is None else f"{100 * rel:.1f}%",
             f"{100 * r['flops_ratio']:.1f}%",
             f"{r['kept_image_tokens']:.1f}/{r['image_tokens']:.0f}",
@@ -37,16 +37,34 @@ def results_table(results: Sequence[dict[str, Any]], title: str = "FastV evaluat
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     """The same table as Markdown (for docs)."""
     lines = [
-        "| setting | accuracy | rel. to baseline | FLOPs ratio (Eq. 5) | image tokens kept | time (s) | n |",
+        "| setting | accuracy ± s.e. | rel. to baseline | FLOPs ratio (Eq. 5) | image tokens kept | time (s) | n |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary(results):
         rel = r["relative_accuracy"]
         lines.append(
-            f"| {r['setting']} | {100 * r['accuracy']:.2f}% | {'-' if rel is None else f'{100 * rel:.1f}%'} "
+            f"| {r['setting']} | {100 * r['accuracy']:.2f} ± {100 * r['stderr']:.2f}% | {'-' if rel is None else f'{100 * rel:.1f}%'} "
             f"| {100 * r['flops_ratio']:.1f}% | {r['kept_image_tokens']:.1f} / {r['image_tokens']:.0f} "
             f"| {r['time_s']:.1f} | {r['n']} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def _amount(result: dict[str, Any]) -> str:
+    return f"k{result['keep']}" if result.get("keep") is not None else f"R{round(100 * result['ratio'])}"
+
+
+def kinds_markdown(results: Sequence[dict[str, Any]]) -> str:
+    """Accuracy per question type (rows) and setting (columns), for datasets whose samples carry a type."""
+    kinds = list(dict.fromkeys(kind for r in results for kind in r.get("by_kind", {})))
+    if not kinds:
+        return ""
+    lines = ["| type | " + " | ".join(r["setting"] for r in results) + " |", "|---|" + "---:|" * len(results)]
+    for kind in kinds:
+        cells = [
+            f"{100 * r['by_kind'][kind]['accuracy']:.1f}" if kind in r.get("by_kind", {}) else "-" for r in results
+        ]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -58,19 +76,20 @@ def plot_accuracy_vs_flops(results: Sequence[dict[str, Any]], path: Path, title:
     import matplotlib.pyplot as plt
 
     base = [r for r in results if r["rank"] == BASELINE]
-    rankers = sorted({r["rank"] for r in results if r["rank"] != BASELINE})
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    for rank in rankers:
+    curves = sorted({(r["k"], r["rank"]) for r in results if r["rank"] != BASELINE})
+    several_k = len({k for k, _ in curves}) > 1
+    fig, ax = plt.subplots(figsize=(7.2, 4.8) if several_k else (6.4, 4.4), dpi=120)
+    for k, rank in curves:
         pts = sorted(
-            ((r["flops_ratio"], r["accuracy"], r["ratio"]) for r in results if r["rank"] == rank), reverse=True
+            ((r["flops_ratio"], r["accuracy"], _amount(r)) for r in results if (r["k"], r["rank"]) == (k, rank)),
+            reverse=True,
         )
-        pts = [(b["flops_ratio"], b["accuracy"], 0.0) for b in base] + pts
+        pts = [(b["flops_ratio"], b["accuracy"], "") for b in base] + pts
         xs, ys = [100 * p[0] for p in pts], [100 * p[1] for p in pts]
-        ax.plot(xs, ys, marker="o", linestyle="--" if rank == "random" else "-", label=rank)
-        for x, y, ratio in pts[len(base) :]:
-            ax.annotate(
-                f"R{round(100 * ratio)}", (100 * x, 100 * y), textcoords="offset points", xytext=(3, 4), fontsize=7
-            )
+        label = f"K{k} {rank}" if several_k else rank
+        ax.plot(xs, ys, marker="o", linestyle="--" if rank == "random" else "-", label=label)
+        for x, y, amount in pts[len(base) :]:
+            ax.annotate(amount, (100 * x, 100 * y), textcoords="offset points", xytext=(3, 4), fontsize=6)
     for b in base:
         ax.scatter([100 * b["flops_ratio"]], [100 * b["accuracy"]], color="black", zorder=5, label="baseline")
     ax.set_xlabel("prefill FLOPs of the language model (% of baseline, Eq. 5)")
@@ -78,7 +97,7 @@ def plot_accuracy_vs_flops(results: Sequence[dict[str, Any]], path: Path, title:
     ax.set_title(title or "FastV: accuracy vs FLOPs")
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7 if several_k else None, ncol=2 if several_k else 1)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

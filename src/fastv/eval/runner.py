@@ -6,6 +6,7 @@ differ only in what FastV prunes. Ratio 0 is the baseline and runs with FastV *n
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import time
@@ -43,27 +44,40 @@ def is_correct(prediction: str, answers: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class Setting:
-    """One evaluated point; ``rank is None`` is the unpruned baseline."""
+    """One evaluated point; ``rank is None`` is the unpruned baseline; ``keep`` (a token budget) overrides ``ratio``."""
 
     k: int
     ratio: float
     rank: str | None
     seed: int = 0
+    keep: int | None = None
 
     def fastv_config(self) -> FastVConfig | None:
         if self.rank is None:
             return None
-        return FastVConfig(k=self.k, ratio=self.ratio, rank=self.rank, seed=self.seed)  # type: ignore[arg-type]
+        return FastVConfig(k=self.k, ratio=self.ratio, keep=self.keep, rank=self.rank, seed=self.seed)  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:
-        return BASELINE if self.rank is None else f"K{self.k} R{round(self.ratio * 100)} {self.rank}"
+        if self.rank is None:
+            return BASELINE
+        amount = f"keep{self.keep}" if self.keep is not None else f"R{round(self.ratio * 100)}"
+        return f"K{self.k} {amount} {self.rank}"
 
 
-def settings_for(k: int, ratios: Sequence[float], rankers: Sequence[str], seed: int = 0) -> list[Setting]:
-    """Baseline once (for ratio 0), then every (ratio > 0, ranker) pair."""
-    out = [Setting(k, 0.0, None, seed)] if any(r == 0 for r in ratios) or not ratios else []
-    out += [Setting(k, float(r), rank, seed) for r in ratios if r > 0 for rank in rankers]
+def settings_for(
+    k: int | Sequence[int],
+    ratios: Sequence[float],
+    rankers: Sequence[str],
+    seed: int = 0,
+    keeps: Sequence[int] = (),
+) -> list[Setting]:
+    """Baseline once (for ratio 0), then for every K: every (ratio > 0, ranker) and (keep budget, ranker) pair."""
+    ks = [k] if isinstance(k, int) else list(k)
+    out = [Setting(ks[0], 0.0, None, seed)] if any(r == 0 for r in ratios) or not (ratios or keeps) else []
+    for k_ in ks:
+        out += [Setting(k_, float(r), rank, seed) for r in ratios if r > 0 for rank in rankers]
+        out += [Setting(k_, 0.0, rank, seed, keep=int(n)) for n in keeps for rank in rankers]
     return out
 
 
@@ -197,7 +211,7 @@ def run_setting(
                 kept += _kept_image_tokens(model, batch, image_id)
             for sample, pred in zip(batch.samples, answers, strict=True):
                 ok = is_correct(pred, sample.answers)
-                predictions.append({"id": sample.id, "prediction": pred.strip(), "correct": ok})
+                predictions.append({"id": sample.id, "kind": sample.kind, "prediction": pred.strip(), "correct": ok})
             if on_batch is not None:
                 on_batch()
     finally:
@@ -223,10 +237,13 @@ def _result(model: Any, setting: Setting, per_question: list[tuple], seconds: fl
         "setting": setting.label,
         "k": setting.k,
         "ratio": setting.ratio,
+        "keep": setting.keep,
         "rank": setting.rank or BASELINE,
         "n": n,
         "correct": correct,
         "accuracy": correct / n if n else float("nan"),
+        "stderr": standard_error(correct, n),
+        "by_kind": accuracy_by_kind(predictions),
         "time_s": seconds,
         "samples_per_s": n / seconds if seconds else float("nan"),
         "flops_ratio": eq5,
@@ -237,13 +254,33 @@ def _result(model: Any, setting: Setting, per_question: list[tuple], seconds: fl
     }
 
 
+def standard_error(correct: int, n: int) -> float:
+    """Binomial standard error of an accuracy, sqrt(p (1 - p) / n)."""
+    return math.sqrt(correct / n * (1 - correct / n) / n) if n else float("nan")
+
+
+def accuracy_by_kind(predictions: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{question type: {n, correct, accuracy, stderr}}`` for samples that carry a type."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in dict.fromkeys(p["kind"] for p in predictions if p.get("kind")):
+        hits = [p["correct"] for p in predictions if p.get("kind") == kind]
+        out[kind] = {
+            "n": len(hits),
+            "correct": sum(hits),
+            "accuracy": sum(hits) / len(hits),
+            "stderr": standard_error(sum(hits), len(hits)),
+        }
+    return out
+
+
 def evaluate(
     model: Any,
     processor: Any,
     samples: Sequence[VQASample],
-    k: int = 2,
+    k: int | Sequence[int] = 2,
     ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 0.9),
     rankers: Sequence[str] = ("last_token", "mean", "random"),
+    keeps: Sequence[int] = (),
     batch_size: int = 16,
     seed: int = 0,
     prompt: str | Callable[[str], str] | None = None,
@@ -255,7 +292,7 @@ def evaluate(
     Under ``torchrun`` / ``accelerate launch`` each rank runs a shard and every rank returns the results
     of all questions.
     """
-    settings = settings_for(k, ratios, rankers, seed)
+    settings = settings_for(k, ratios, rankers, seed, keeps)
     batches = prepare_batches(model, processor, distributed.shard(samples), batch_size, prompt)
     if batches:  # warm-up: one-off costs (allocations, lazy init) must not land on the first setting's time
         generate_answers(model, processor, batches[0], max_new_tokens=1)
