@@ -218,3 +218,18 @@ def test_with_placeholders_fills_missing_images():
     assert with_placeholders(proc, "<image> what ?", 2) == "<image> <image> what ?"
     assert with_placeholders(proc, "what ?", 2) == "what ?"  # none: the loader adds them (or a chat template)
     assert with_placeholders(proc, "<image> <image> what ?", 2) == "<image> <image> what ?"
+
+
+def test_a_vqa_dataset_jsonl_is_read_as_study_samples(tmp_path):
+    """``fastv eval``'s dataset records ({image, question, answer}) work as analysis input directly."""
+    from fastv.analysis.report import samples_from
+
+    lines = [{"image": "a.png", "question": "what shape?", "answer": "circle", "id": "q1"}, {"image": "b.png"}]
+    (tmp_path / "d.jsonl").write_text(json.dumps(lines[0]) + "\n")
+    (sample,) = samples_from(str(tmp_path / "d.jsonl"), None)
+    assert (sample.images, sample.prompt, sample.id) == ((tmp_path / "a.png",), "what shape?", "q1")
+    (tmp_path / "e.jsonl").write_text(json.dumps(lines[1]) + "\n")
+    with pytest.raises(
+        ValueError, match=r"e\.jsonl:1: expected a JSON object with 'image' and 'prompt' \(or 'question'\)"
+    ):
+        samples_from(str(tmp_path / "e.jsonl"), None)

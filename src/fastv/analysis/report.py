@@ -54,7 +54,10 @@ def samples_from_folder(folder: str | Path, prompt: str, limit: int | None = Non
 
 
 def samples_from_jsonl(path: str | Path, limit: int | None = None) -> list[StudySample]:
-    """Records ``{"image": path or [paths], "prompt": text, "id"?: ...}``; relative paths from the file's folder."""
+    """Records ``{"image": path or [paths], "prompt": text, "id"?: ...}``; relative paths from the file's folder.
+
+    A VQA dataset's records (``"question"`` instead of ``"prompt"``, as ``fastv eval`` reads) work too.
+    """
     path = Path(path)
     out = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -62,9 +65,9 @@ def samples_from_jsonl(path: str | Path, limit: int | None = None) -> list[Study
             continue
         try:
             rec = json.loads(line)
-            images, prompt = rec["image"], rec["prompt"]
+            images, prompt = rec["image"], rec["prompt"] if "prompt" in rec else rec["question"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'image' and 'prompt' ({e}).") from e
+            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'image' and 'prompt' (or 'question') ({e}).") from e
         images = [images] if isinstance(images, str) else list(images)
         resolved = tuple(Path(i) if Path(i).is_absolute() else path.parent / i for i in images)
         out.append(StudySample(resolved, str(prompt), str(rec.get("id", lineno))))

