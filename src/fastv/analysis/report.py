@@ -67,7 +67,9 @@ def samples_from_jsonl(path: str | Path, limit: int | None = None) -> list[Study
             rec = json.loads(line)
             images, prompt = rec["image"], rec["prompt"] if "prompt" in rec else rec["question"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{lineno}: expected a JSON object with 'image' and 'prompt' (or 'question') ({e}).") from e
+            raise ValueError(
+                f"{path}:{lineno}: expected a JSON object with 'image' and 'prompt' (or 'question') ({e})."
+            ) from e
         images = [images] if isinstance(images, str) else list(images)
         resolved = tuple(Path(i) if Path(i).is_absolute() else path.parent / i for i in images)
         out.append(StudySample(resolved, str(prompt), str(rec.get("id", lineno))))
