@@ -71,8 +71,11 @@ def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
     )
 
 
-def build_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int) -> LlavaProcessor:
-    """A PIL-only LLaVA processor (no torchvision): resize to ``image_size``, CLIP normalisation.
+def build_processor(
+    tokenizer: PreTrainedTokenizerFast, image_size: int, patch_size: int, template: str | None = None
+) -> LlavaProcessor:
+    """A PIL-only LLaVA processor (no torchvision): resize to ``image_size``, CLIP normalisation;
+    ``template``: its chat template (default: the built-in model's prompt format).
 
     ``num_additional_image_tokens=1`` with the "default" strategy means the CLS token is dropped,
     so each image becomes ``(image_size // patch_size) ** 2`` ``<image>`` tokens.
@@ -89,5 +92,5 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, image_size: int, patch_s
         vision_feature_select_strategy="default",
         image_token=IMAGE_TOKEN,
         num_additional_image_tokens=1,
-        chat_template=chat_template(),
+        chat_template=template or chat_template(),
     )

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from fastv.builtin.text import build_processor as pil_llava_processor
 from fastv.sortofclevr.scene import IMAGE_SIZE
 
 PATCH_SIZE = 8
@@ -59,20 +59,7 @@ def build_processor(tokenizer: Any) -> LlavaProcessor:
     tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     tokenizer.pad_token = PAD_TOKEN
     tokenizer.padding_side = "left"
-    image_processor = CLIPImageProcessorPil(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        do_center_crop=False,
-    )
-    return LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=PATCH_SIZE,
-        vision_feature_select_strategy="default",
-        image_token=IMAGE_TOKEN,
-        num_additional_image_tokens=1,
-        chat_template=CHAT_TEMPLATE,
-    )
+    return pil_llava_processor(tokenizer, IMAGE_SIZE, PATCH_SIZE, template=CHAT_TEMPLATE)
 
 
 def build_vlm(language_model: Any, tokenizer: Any) -> LlavaForConditionalGeneration:
