@@ -17,10 +17,17 @@ from fastv.families.llava import (
 )
 from fastv.families.mistral3 import Mistral3Family
 from fastv.families.qwen3_vl import Qwen3VLFamily
+from fastv.families.qwen_omni import Qwen3OmniFamily, QwenOmniFamily
 from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
 from fastv.families.simple import Idefics3Family, InternVLFamily, SmolVLMFamily
 
 _REGISTRY: dict[str, Family] = {}
+
+_OMNI = (
+    "the full Omni model hands the thinker's per-position hidden states of the whole prompt to its talker "
+    "(speech), which a pruned prefill does not have. Apply FastV to the thinker for text output: "
+    "fastv.apply(model.thinker, config), then model.thinker.generate(...) (model_type '{thinker}')"
+)
 
 # Decoder VLMs in transformers 5.23 that FastV knowingly does not support, and why.
 UNSUPPORTED: dict[str, str] = {
@@ -38,6 +45,8 @@ UNSUPPORTED: dict[str, str] = {
         "PaliGemma attends bidirectionally over its whole prefix (image and prompt), so the last prompt "
         "token's attention row is not the causal ranking FastV defines (not adapted yet)"
     ),
+    "qwen2_5_omni": _OMNI.format(thinker="qwen2_5_omni_thinker"),
+    "qwen3_omni_moe": _OMNI.format(thinker="qwen3_omni_moe_thinker"),
 }
 
 
@@ -87,6 +96,8 @@ _BUILTIN: tuple[Family, ...] = (
     Mistral3Family(),
     Qwen3VLFamily(),
     Glm4vFamily(),
+    QwenOmniFamily(),
+    Qwen3OmniFamily(),
 )
 for _family in _BUILTIN:
     register_family(_family)

@@ -36,17 +36,23 @@ class Qwen3VLFamily(Family):
     model_classes = ("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration")
 
     def patch_language_model(self, language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
-        original = language_model._deepstack_process  # bound method of this decoder
+        return patch_deepstack(language_model, current_plan)
 
-        def deepstack_on_kept_tokens(hidden: torch.Tensor, visual_mask: torch.Tensor, features: torch.Tensor):
-            plan = current_plan()
-            if plan is None or hidden.shape[1] == visual_mask.shape[1]:  # a layer that sees every token
-                return original(hidden, visual_mask, features)
-            visual_mask = visual_mask.to(hidden.device)
-            row = (visual_mask.flatten().long().cumsum(0) - 1).view(visual_mask.shape)  # feature row per token
-            kept_mask = gather_sequence(visual_mask, plan.indices, seq_dim=1) & plan.valid.to(hidden.device)
-            kept_rows = gather_sequence(row, plan.indices, seq_dim=1)[kept_mask]
-            return original(hidden, kept_mask, features[kept_rows.to(features.device)])
 
-        language_model._deepstack_process = deepstack_on_kept_tokens
-        return [_Restore(language_model, "_deepstack_process")]
+def patch_deepstack(language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
+    """Make the decoder's ``_deepstack_process`` add each kept visual token's own feature row on pruned layers
+    (Qwen3-VL, and Qwen3-Omni's thinker, whose text model has the same step)."""
+    original = language_model._deepstack_process  # bound method of this decoder
+
+    def deepstack_on_kept_tokens(hidden: torch.Tensor, visual_mask: torch.Tensor, features: torch.Tensor):
+        plan = current_plan()
+        if plan is None or hidden.shape[1] == visual_mask.shape[1]:  # a layer that sees every token
+            return original(hidden, visual_mask, features)
+        visual_mask = visual_mask.to(hidden.device)
+        row = (visual_mask.flatten().long().cumsum(0) - 1).view(visual_mask.shape)  # feature row per token
+        kept_mask = gather_sequence(visual_mask, plan.indices, seq_dim=1) & plan.valid.to(hidden.device)
+        kept_rows = gather_sequence(row, plan.indices, seq_dim=1)[kept_mask]
+        return original(hidden, kept_mask, features[kept_rows.to(features.device)])
+
+    language_model._deepstack_process = deepstack_on_kept_tokens
+    return [_Restore(language_model, "_deepstack_process")]

@@ -33,6 +33,11 @@ def _mrope_case(vlm, inputs: dict) -> Case:
     return _case(vlm, inputs, positions=prompts.qwen_positions(vlm, inputs))
 
 
+def _omni_case(vlm, inputs: dict) -> Case:
+    """Qwen Omni thinkers: 3-D positions from the thinker's get_rope_index (audio lengths, video time steps)."""
+    return _case(vlm, inputs, positions=prompts.omni_positions(vlm, inputs))
+
+
 def _gemma3(attn: str) -> Case:
     vlm = tiny.tiny_gemma3(attn)
     inputs = prompts.gemma3_prompt(vlm)
@@ -78,6 +83,9 @@ CASES: dict[str, Callable[[str], Case]] = {
     "idefics3": _on(tiny.tiny_idefics3, prompts.image_prompt, stacked=True),
     "smolvlm": _on(partial(tiny.tiny_idefics3, smolvlm=True), prompts.image_prompt, stacked=True),
     "mistral3": _on(tiny.tiny_mistral3, prompts.mistral3_prompt),
+    # audio, image and video in one prompt: audio tokens are never candidates
+    "qwen2_5_omni_thinker": _on(tiny.tiny_qwen2_5_omni, prompts.omni_prompt, _omni_case),
+    "qwen3_omni_moe_thinker": _on(tiny.tiny_qwen3_omni, prompts.omni_prompt, _omni_case),
 }
 
 

@@ -229,6 +229,21 @@ def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: in
     )
 
 
+# The Qwen3-VL vision tower (DeepStack from all three blocks), shared by Qwen3-VL and Qwen3-Omni tiny models.
+_QWEN3_VISION = {
+    "depth": 3,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_heads": 2,
+    "patch_size": 4,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "out_hidden_size": 64,
+    "num_position_embeddings": 64,
+    "deepstack_visual_indexes": [0, 1, 2],
+}
+
+
 def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
     """Qwen3-VL (or Qwen3-VL-MoE: 4 experts, 2 per token): interleaved M-RoPE, q/k norms, DeepStack features
     added after decoder layers 0-2."""
@@ -242,18 +257,7 @@ def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
         attn_implementation,
         seed,
         text_config=text,
-        vision_config={
-            "depth": 3,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "patch_size": 4,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 64,
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [0, 1, 2],
-        },
+        vision_config=dict(_QWEN3_VISION),
     )
 
 
@@ -585,3 +589,86 @@ def mistral3_image_ids(size: tuple[int, int]) -> list[int]:
     for row in range(rows):
         ids += [IMAGE_TOKEN] * cols + [IMAGE_END_TOKEN if row == rows - 1 else IMAGE_BREAK_TOKEN]
     return ids
+
+
+# --- Qwen2.5-Omni / Qwen3-Omni thinkers: images, videos and audio --------------------------------------
+
+AUDIO_TOKEN = 124  # the thinkers' <|AUDIO|> placeholder, between audio start / end markers
+AUDIO_START_TOKEN = 125
+AUDIO_END_TOKEN = 126
+
+
+@dataclass
+class TinyQwenOmni(TinyQwenVL):
+    """A tiny Omni thinker: Qwen-VL style patches and grids, plus log-mel audio features."""
+
+    mel_bins: int = 8
+
+    def audio(self, frames: int, seed: int = 0) -> tuple[torch.Tensor, int]:
+        """Log-mel features (mel_bins, frames) of one clip and the number of audio tokens the model makes of it
+        (counted by its own audio tower)."""
+        generator = torch.Generator().manual_seed(seed)
+        features = torch.randn(self.mel_bins, frames, generator=generator)
+        with torch.no_grad():
+            out = self.model.model.get_audio_features(features[None], torch.ones(1, frames, dtype=torch.long))
+        return features, int(out.last_hidden_state.shape[0])
+
+
+def _omni_audio(**extra) -> dict:
+    return {
+        "num_mel_bins": 8,
+        "encoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 64,
+        "d_model": 32,
+        "max_source_positions": 64,
+        "output_dim": 64,
+        **extra,
+    }
+
+
+def _omni(name: str, attn_implementation: str, seed: int, **config) -> TinyQwenOmni:
+    markers = {"audio_start_token_id": AUDIO_START_TOKEN, "audio_end_token_id": AUDIO_END_TOKEN}
+    vlm = _grid_vlm(name, attn_implementation, seed, audio_token_id=AUDIO_TOKEN, **markers, **config)
+    return TinyQwenOmni(vlm.model, vlm.patch_dim, vlm.merge)
+
+
+def tiny_qwen2_5_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenOmni:
+    """The Qwen2.5-Omni thinker: Qwen2.5-VL's decoder, vision tower and M-RoPE, plus a Whisper-style audio
+    tower (a clip of f mel frames gives ((f - 1) // 2 + 1 - 2) // 2 + 1 audio tokens)."""
+    return _omni(
+        "Qwen2_5OmniThinker",
+        attn_implementation,
+        seed,
+        text_config=_qwen_text_kwargs(layers),
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "num_heads": 2,
+            "patch_size": 4,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 16,
+            "fullatt_block_indexes": [1],
+        },
+        audio_config=_omni_audio(),
+    )
+
+
+def tiny_qwen3_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenOmni:
+    """The Qwen3-Omni-MoE thinker (4 experts, 2 per token): Qwen3-VL's q/k norms, interleaved M-RoPE and
+    DeepStack (features added after decoder layers 0-2), plus a conv-downsampling audio tower."""
+    text = _qwen_text_kwargs(layers)
+    text["head_dim"] = 16
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [4, 2, 2], "interleaved": True}
+    text |= {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "decoder_sparse_step": 1}
+    return _omni(
+        "Qwen3OmniMoeThinker",
+        attn_implementation,
+        seed,
+        text_config=text,
+        vision_config=dict(_QWEN3_VISION),
+        audio_config=_omni_audio(downsample_hidden_size=8),
+    )
