@@ -94,3 +94,33 @@ def test_eager_attention_matches_reference():
     prunable = torch.isin(inputs["input_ids"][0], torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN]))
     config = fastv.FastVConfig(k=2, ratio=0.5)
     check_against_reference(vlm.model, inputs, config, prunable, positions=qwen_positions(vlm, inputs))
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_per_image_budget_under_generate_splits_video_frames(seed):
+    """``generate`` passes no video_grid_thw to the forward (it encodes pixels first); frames then come from
+    the temporal M-RoPE row, so generate keeps exactly the direct forward's per-frame set."""
+    vlm = tiny_qwen2_vl(seed=seed)
+    inputs = qwen_prompt(vlm, image_grid=(1, 4, 6), video_grid=(4, 4, 4))
+    video = (inputs["input_ids"][0] == VIDEO_TOKEN).nonzero().squeeze(1)
+    fastv.apply(vlm.model, fastv.FastVConfig(k=2, ratio=0.75, budget="per_image"))
+    vlm.model(**inputs)
+    direct = fastv.last_keep(vlm.model)[0].clone()
+    vlm.model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    generated = fastv.last_keep(vlm.model)[0]
+    kept_video = generated[torch.isin(generated, video)]
+    per_frame = video.numel() // 2  # 4 frames = 2 temporal patches
+    frame = (kept_video - video[0]) // per_frame
+    assert torch.bincount(frame, minlength=2).tolist() == [per_frame - int(0.75 * per_frame)] * 2
+    assert torch.equal(generated, direct)
+
+
+def test_per_image_segments_of_a_video_without_grid_or_positions_is_an_error():
+    from fastv.errors import FastVError
+    from fastv.families import family_for
+
+    vlm = tiny_qwen2_vl()
+    ids = qwen_prompt(vlm, image_grid=(1, 4, 6), video_grid=(2, 4, 4))["input_ids"]
+    prunable = torch.isin(ids, torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN]))
+    with pytest.raises(FastVError, match="video_grid_thw or 3-D position_ids"):
+        family_for(vlm.model).segments(vlm.model, ids, prunable, {})

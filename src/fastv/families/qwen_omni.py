@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastv.core.segments import contiguous_runs
 from fastv.families.base import Family
 from fastv.families.qwen3_vl import patch_deepstack
+from fastv.families.qwen_vl import temporal_segments
 
 
 class QwenOmniFamily(Family):
@@ -45,7 +45,7 @@ class QwenOmniFamily(Family):
     def segments(self, model: nn.Module, input_ids: torch.Tensor, prunable: torch.Tensor, inputs: dict) -> torch.Tensor:
         """Each image is its run of image tokens; each temporal patch (frame) of a video is the set of its
         tokens sharing one temporal M-RoPE position (a video interleaved with its audio is several runs)."""
-        return omni_segments(
+        return temporal_segments(
             input_ids,
             int(model.config.image_token_id),
             int(model.config.video_token_id),
@@ -83,17 +83,3 @@ def temporal_positions(model: nn.Module, input_ids: torch.Tensor, inputs: dict) 
             inputs.get("video_second_per_grid"),
         )
     return positions[-3]
-
-
-def omni_segments(input_ids: torch.Tensor, image_id: int, video_id: int, temporal: torch.Tensor) -> torch.Tensor:
-    """(B, n) segment ids: one per run of image tokens, one per temporal position of each sample's video
-    tokens (its videos' temporal patches: later videos start after earlier ones' largest position), -1
-    elsewhere."""
-    out = contiguous_runs(torch.where(input_ids == image_id, input_ids, torch.full_like(input_ids, -1)))
-    video = input_ids == video_id
-    temporal = temporal.to(input_ids.device)
-    for b in range(input_ids.shape[0]):
-        if bool(video[b].any()):
-            _, patch = torch.unique(temporal[b][video[b]], return_inverse=True)  # in time order
-            out[b, video[b]] = int(out[b].max()) + 1 + patch  # after the row's images (max is -1 without)
-    return out

@@ -23,15 +23,25 @@ class QwenVLFamily(Family):
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2VLModel")
 
     def segments(self, model: nn.Module, input_ids: torch.Tensor, prunable: torch.Tensor, inputs: dict) -> torch.Tensor:
-        """Images are runs of image tokens; a video's run is split into its temporal patches (frames)."""
+        """Images are runs of image tokens; a video's run is split into its temporal patches (frames).
+
+        ``generate`` encodes the pixels before the forward and passes no ``video_grid_thw``, but it passes the
+        3-D M-RoPE positions: a frame is then the video tokens that share one temporal position.
+        """
         labels = torch.where(prunable, input_ids, torch.full_like(input_ids, -1))
-        grids = inputs.get("video_grid_thw")
-        if grids is None:
-            return contiguous_runs(labels)
-        temporal = [int(t) for t in grids[:, 0]]
-        return frame_segments(
-            labels, int(model.config.video_token_id), lambda i, _: temporal[i] if i < len(temporal) else 1
-        )
+        video_id = int(model.config.video_token_id)
+        grids, positions = inputs.get("video_grid_thw"), inputs.get("position_ids")
+        if grids is not None:
+            temporal = [int(t) for t in grids[:, 0]]
+            return frame_segments(labels, video_id, lambda i, _: temporal[i] if i < len(temporal) else 1)
+        if positions is not None and positions.ndim == 3 and bool((input_ids == video_id).any()):
+            return temporal_segments(input_ids, int(model.config.image_token_id), video_id, positions[-3])
+        if bool((input_ids == video_id).any()):
+            raise FastVError(
+                f"{type(model).__name__}: a video prompt reached FastV without video_grid_thw or 3-D position_ids, "
+                "so its frames cannot be told apart for budget='per_image'. Pass the processor's video_grid_thw."
+            )
+        return contiguous_runs(labels)
 
     def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
         return qwen2_vl_layout(request)
@@ -41,6 +51,20 @@ class Qwen25VLFamily(QwenVLFamily):
     name = "qwen2_5_vl"
     model_types = ("qwen2_5_vl",)
     model_classes = ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLModel")
+
+
+def temporal_segments(input_ids: torch.Tensor, image_id: int, video_id: int, temporal: torch.Tensor) -> torch.Tensor:
+    """(B, n) segment ids: one per run of image tokens, one per temporal position of each sample's video
+    tokens (its videos' temporal patches: later videos start after earlier ones' largest position), -1
+    elsewhere."""
+    out = contiguous_runs(torch.where(input_ids == image_id, input_ids, torch.full_like(input_ids, -1)))
+    video = input_ids == video_id
+    temporal = temporal.to(input_ids.device)
+    for b in range(input_ids.shape[0]):
+        if bool(video[b].any()):
+            _, patch = torch.unique(temporal[b][video[b]], return_inverse=True)  # in time order
+            out[b, video[b]] = int(out[b].max()) + 1 + patch  # after the row's images (max is -1 without)
+    return out
 
 
 # --- which image region each visual token covers (for fastv show-keep / analyze) ---------------------
