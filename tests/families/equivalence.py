@@ -34,13 +34,18 @@ def check_against_reference(
     Also checks that the kept set has the configured size and is the one eager attention maps give.
     """
     result = compare_with_reference(model, inputs, config, prunable, positions, blocks, segments, steps)
+    assert_matches_reference(result)
+    return result.prefill_diff, max(result.decode_diffs)
+
+
+def assert_matches_reference(result) -> None:
+    """The kept set has the configured size and is eager attention's; prefill and decode within TOLERANCE."""
     assert result.kept.numel() == result.expected_count
     if result.expected_kept is not None:
         assert torch.equal(result.kept, result.expected_kept)
     assert result.prefill_diff < TOLERANCE, f"prefill differs by {result.prefill_diff}"
     for step, diff in enumerate(result.decode_diffs):
         assert diff < TOLERANCE, f"decode step {step} differs by {diff}"
-    return result.prefill_diff, max(result.decode_diffs)
 
 
 def assert_batch_matches_singles(

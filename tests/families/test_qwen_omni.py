@@ -24,6 +24,7 @@ from fastv.selfcheck.tiny import AUDIO_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwe
 from tests.families.equivalence import (
     TOLERANCE,
     assert_batch_matches_singles,
+    assert_matches_reference,
     assert_ratio_zero_identical,
     assert_remove_restores,
 )
@@ -54,12 +55,7 @@ def _check(omni, inputs: dict, config: fastv.FastVConfig, segments: torch.Tensor
     result = compare_with_reference(
         omni.model, inputs, config, _prunable(inputs), omni_positions(omni, inputs), segments=segments, steps=steps
     )
-    assert result.kept.numel() == result.expected_count
-    if result.expected_kept is not None:
-        assert torch.equal(result.kept, result.expected_kept)
-    assert result.prefill_diff < TOLERANCE, f"prefill differs by {result.prefill_diff}"
-    for step, diff in enumerate(result.decode_diffs):
-        assert diff < TOLERANCE, f"decode step {step} differs by {diff}"
+    assert_matches_reference(result)
     audio = _audio(inputs)
     assert bool(torch.isin(audio, result.kept.cpu()).all()), "an audio token was dropped"
     return result

@@ -214,21 +214,24 @@ def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: in
         attn_implementation,
         seed,
         text_config={**_qwen_text_kwargs(layers), **text},
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "out_hidden_size": 64,
-            "num_heads": 2,
-            "patch_size": 4,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 16,
-            "fullatt_block_indexes": [1],
-        },
+        vision_config=dict(_QWEN25_VISION),
     )
 
 
+# The Qwen2.5-VL vision tower (window attention, one full-attention block), shared by the Qwen2.5-VL and
+# Qwen2.5-Omni tiny models.
+_QWEN25_VISION = {
+    "depth": 2,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "out_hidden_size": 64,
+    "num_heads": 2,
+    "patch_size": 4,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 16,
+    "fullatt_block_indexes": [1],
+}
 # The Qwen3-VL vision tower (DeepStack from all three blocks), shared by Qwen3-VL and Qwen3-Omni tiny models.
 _QWEN3_VISION = {
     "depth": 3,
@@ -641,18 +644,7 @@ def tiny_qwen2_5_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: 
         attn_implementation,
         seed,
         text_config=_qwen_text_kwargs(layers),
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "out_hidden_size": 64,
-            "num_heads": 2,
-            "patch_size": 4,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 16,
-            "fullatt_block_indexes": [1],
-        },
+        vision_config=dict(_QWEN25_VISION),
         audio_config=_omni_audio(),
     )
 
