@@ -71,3 +71,20 @@ def assert_batch_matches_singles(
 
 def assert_remove_restores(model, inputs: dict, config: fastv.FastVConfig, steps: int = 3) -> None:
     assert remove_restores(model, inputs, config, steps)
+
+
+def assert_deepstack_matters(model, inputs: dict, positions: PositionFn) -> None:
+    """FastV (k=1, R=0.5) equals the reference with the DeepStack rows and differs without them, so a
+    DeepStack family's equivalence checks cannot pass vacuously."""
+    from fastv.selfcheck.reference import decoder_inputs, reference_logits
+
+    embeds, deepstack = decoder_inputs(model, **inputs)
+    fastv.apply(model, fastv.FastVConfig(k=1, ratio=0.5))
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    kept = fastv.last_keep(model)[0]
+    fastv.remove(model)
+    at = positions(inputs["input_ids"].shape[1])
+    with_rows = reference_logits(model, embeds, kept, 1, at, deepstack=deepstack)
+    without = reference_logits(model, embeds, kept, 1, at)
+    assert (logits - with_rows).abs().max() < TOLERANCE < (logits - without).abs().max()

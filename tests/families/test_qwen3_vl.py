@@ -8,10 +8,11 @@ import torch
 
 import fastv
 from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_positions
-from fastv.selfcheck.reference import deepstack_inputs, language_model, merged_embeddings, reference_logits
+from fastv.selfcheck.reference import deepstack_inputs, language_model
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_vl
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_deepstack_matters,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -50,18 +51,8 @@ def test_image_and_video_match_the_reference_with_deepstack(qwen3, k, rank):
 
 def test_deepstack_matters_to_the_reference(qwen3):
     """Without the DeepStack rows the pruned logits differ: the check above cannot pass vacuously."""
-    model, inputs = qwen3.model, qwen3_prompt(qwen3)
-    n = inputs["input_ids"].shape[1]
-    embeds, deepstack = merged_embeddings(model, **inputs), deepstack_inputs(model, **inputs)
-    fastv.apply(model, fastv.FastVConfig(k=1, ratio=0.5))
-    with torch.no_grad():
-        logits = model(**inputs).logits
-    kept = fastv.last_keep(model)[0]
-    fastv.remove(model)
-    positions = qwen_positions(qwen3, inputs)(n)
-    with_rows = reference_logits(model, embeds, kept, 1, positions, deepstack=deepstack)
-    without = reference_logits(model, embeds, kept, 1, positions)
-    assert (logits - with_rows).abs().max() < 1e-4 < (logits - without).abs().max()
+    inputs = qwen3_prompt(qwen3)
+    assert_deepstack_matters(qwen3.model, inputs, qwen_positions(qwen3, inputs))
 
 
 def test_per_frame_budget(qwen3):

@@ -7,7 +7,6 @@ the result is saved to a cache folder and loaded with ``from_pretrained`` like a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ TRAINED = ASSET_DIR / "trained.safetensors"
 
 def checkpoint_dir(trained: Path = TRAINED) -> Path:
     """Cache folder of the assembled checkpoint, named after the trained weights it was built from."""
-    digest = hashlib.sha256(trained.read_bytes()).hexdigest()[:12] if trained.is_file() else "missing"
+    digest = sha256(trained)[:12] if trained.is_file() else "missing"
     return cache_root() / "models" / f"{NAME}-{digest}"
 
 

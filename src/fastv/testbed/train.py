@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fastv.builtin.pretrain import lr_at as warmup_cosine
 from fastv.sortofclevr.files import SPLITS, scenes
 from fastv.sortofclevr.scene import render
 from fastv.testbed.model import (
+    END_OF_TURN,
     IMAGE_TOKEN,
     LORA,
     LORA_PREFIX,
@@ -59,7 +60,7 @@ def encode(split: str, n_scenes: int, processor: Any, seed: int) -> Encoded:
         targets.append(torch.from_numpy(patch_targets(scene, PATCH_SIZE)))
         for q in questions:
             text = prompt(q.text).replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS)
-            answer = tok(q.answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            answer = tok(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
             ids.append(torch.tensor(tok(text, add_special_tokens=False)["input_ids"] + answer))
             answer_len.append(len(answer))
             scene_of.append(i)
@@ -74,12 +75,8 @@ def encode(split: str, n_scenes: int, processor: Any, seed: int) -> Encoded:
 
 
 def lr_at(step: int, steps: int, peak: float) -> float:
-    """5% linear warm-up, then cosine decay to 5% of the peak."""
-    warmup = max(1, steps // 20)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    t = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    """5% linear warm-up, then cosine decay to 5% of the peak (the built-in model's schedule)."""
+    return warmup_cosine(step, steps, peak, warmup=max(1, steps // 20))
 
 
 def patch_features(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
@@ -207,14 +204,14 @@ def train_language(
             msg = f"language {step + 1}/{args.steps} loss {running:.4f} {time.perf_counter() - start:.0f}s"
             if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == args.steps):
                 msg += "  check " + " ".join(
-                    f"{k} {v:.3f}" for k, v in first_token_accuracy(vlm, lm, *check, pad_id).items()
+                    f"{k} {v:.3f}" for k, v in teacher_forced_accuracy(vlm, lm, *check, pad_id).items()
                 )
             print(msg, flush=True)
     return lm
 
 
 @torch.no_grad()
-def first_token_accuracy(
+def teacher_forced_accuracy(
     vlm: Any, lm: Any, feats: torch.Tensor, data: Encoded, pad_id: int, batch_size: int = 64
 ) -> dict[str, float]:
     """Teacher-forced progress check on held-out questions: is every answer token the argmax? By type."""
@@ -305,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "train_scenes": len(data.pixels),
         "train_questions": len(data.ids),
-        "check": first_token_accuracy(vlm, lm, check_feats, check, pad_id),
+        "check": teacher_forced_accuracy(vlm, lm, check_feats, check, pad_id),
     }
     (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     print(json.dumps(run, indent=2))
