@@ -107,7 +107,7 @@ def test_calling_the_language_model_directly(patched):
         language_model(inputs_embeds=torch.randn(1, 5, 64))
 
 
-@pytest.mark.parametrize("model_type", ["llama4", "mllama", "paligemma"])
+@pytest.mark.parametrize("model_type", ["llama4", "mllama"])
 def test_known_unsupported_families_say_why(model_type):
     from types import SimpleNamespace
 

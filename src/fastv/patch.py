@@ -9,8 +9,13 @@ How one prefill goes (``L`` decoder layers, pruning from layer ``k``):
      (cos/sin and position ids) and a mask sized for the shorter sequence. The decoder passes the
      same full-length arguments to every layer, so every pruned layer needs the sliced ones.
 During cached decoding, layers ``>= k`` hold only kept tokens; their pre-hooks rebuild the mask
-for that shorter cache. Layer 0 is never pruned, so every "past length" transformers reads stays
-the full one and new tokens get their original positions.
+for that shorter cache. The first attention layer is never pruned (layer ``k-1`` attends, so it is
+at most ``k-1``), so every "past length" transformers reads stays the full one and new tokens get
+their original positions.
+
+Hybrid decoders (Qwen3.5's Gated DeltaNet, LFM2's short convolutions): a recurrent layer ``>= k``
+runs its recurrence over the kept tokens only, in order, with a padding mask of the re-packed batch,
+so the fixed-size state it caches continues exactly in decoding. Layer ``k-1`` must attend.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import nn
 from transformers.masking_utils import (
     blockwise_overlay,
     create_causal_mask,
+    create_recurrent_attention_mask,
     create_sliding_window_causal_mask,
     sliding_window_overlay,
 )
@@ -57,7 +63,7 @@ class _Call:
     entered: bool = False  # the language model has run for this call (it may run once)
     labels: torch.Tensor | None = None  # taken from the call: the loss is computed over the kept positions
     swapped: dict[int, Any] = field(default_factory=dict)  # id(full-length arg) -> pruned version
-    masks: dict[int | None, Any] = field(default_factory=dict)  # sliding window -> mask
+    masks: dict[Any, Any] = field(default_factory=dict)  # (sliding window, blocks) or "recurrent" -> mask
 
 
 @dataclass
@@ -79,6 +85,10 @@ class _Patch:
         self.language_model = family.language_model(model)
         self.text_config = family.text_config(self.language_model)
         self.layers = family.decoder_layers(self.language_model)
+        # Hybrid decoders: layers with a recurrent state instead of a KV cache (never the ranking layer).
+        self.recurrent = frozenset(i for i in range(len(self.layers)) if family.is_recurrent(i, self.text_config))
+        # The layer whose KV length is the full sequence's: the first attention layer (never pruned).
+        self.length_layer = next((i for i in range(len(self.layers)) if i not in self.recurrent), 0)
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
         self.call: _Call | None = None
         self.session: _Session | None = None
@@ -105,11 +115,13 @@ class _Patch:
         rank_attention = self.family.attention(self.layers[k - 1])
         self.head_group = head_shard_group(rank_attention)  # tensor parallel: ranks must rank alike
         self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
+        self.rank_blocks = self.family.blocks_in_layer(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
         self.handles += self.family.patch_language_model(self.language_model, self._prefill_plan)
         for layer_idx in range(k, len(self.layers)):
-            layer = self.layers[layer_idx]
-            hook = _PrunedLayerHook(self, layer_idx, self.family.sliding_window(layer, self.text_config))
+            layer, recurrent = self.layers[layer_idx], layer_idx in self.recurrent
+            window = None if recurrent else self.family.sliding_window(layer, self.text_config)
+            hook = _PrunedLayerHook(self, layer_idx, window, recurrent)
             self.handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
 
     def _prefill_plan(self) -> KeepPlan | None:
@@ -231,9 +243,14 @@ class _Patch:
         hidden = kwargs["hidden_states"]
         position_embeddings = kwargs["position_embeddings"]
         family = self.family
-        keys = _cached_keys(find_cache(kwargs), self.config.k - 1, hidden.shape[1])
+        cache = find_cache(kwargs)
+        keys = _cached_keys(cache, self.config.k - 1, hidden.shape[1])
         if keys is None:
             keys = family.keys(attention, hidden, position_embeddings)
+            tail = None if self.adapter_checked else _cached_key_tail(cache, self.config.k - 1, hidden.shape[1])
+            if tail is not None:  # a sliding-window cache kept only the prompt's last keys: check those
+                check_adapter_keys(family, attention, self.config.k - 1, keys[..., -tail.shape[-2] :, :], tail)
+                self.adapter_checked = True
         elif not self.adapter_checked:  # once per patch: the adapter must rebuild what the layer cached
             check_adapter_keys(
                 family, attention, self.config.k - 1, family.keys(attention, hidden, position_embeddings), keys
@@ -246,7 +263,7 @@ class _Patch:
             scores = last_token_scores(queries, keys, scaling, valid, window=window, softcap=softcap)
         else:
             queries = family.queries(attention, hidden, position_embeddings)
-            blocks = self.call.blocks
+            blocks = self.call.blocks if self.rank_blocks else None
             scores = mean_query_scores(queries, keys, scaling, valid, window=window, blocks=blocks, softcap=softcap)
         if self.head_group is not None:
             scores = average_over_all_heads(scores, queries.shape[1], self.head_group)
@@ -256,10 +273,13 @@ class _Patch:
 class _PrunedLayerHook:
     """Pre-hook of a layer >= k: feed it the kept tokens, their positions and a matching mask."""
 
-    def __init__(self, patch: _Patch, layer_idx: int, sliding_window: int | None) -> None:
+    def __init__(self, patch: _Patch, layer_idx: int, sliding_window: int | None, recurrent: bool = False) -> None:
         self.patch = patch
         self.layer_idx = layer_idx
         self.sliding_window = sliding_window
+        # whether this layer applies the bidirectional image blocks (Gemma 3: all layers; Gemma 4: sliding ones)
+        self.blocks = patch.family.blocks_in_layer(patch.layers[layer_idx], patch.text_config)
+        self.recurrent = recurrent  # a linear-attention / convolution layer: a 2-D padding mask, no KV length
 
     def __call__(self, layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         patch, call = self.patch, self.patch.call
@@ -280,11 +300,16 @@ class _PrunedLayerHook:
             mask_2d = plan.valid
         else:
             session = patch.session
+            if self.recurrent:  # one real token onto a fixed-size state: nothing to mask or resize
+                return None
             if session is None or session.cache() is not cache:
-                _check_unpruned(cache, self.layer_idx)
+                _check_unpruned(cache, self.layer_idx, patch.length_layer)
                 return None
             mask_2d = self._decode_mask(call, session, cache)
-        kwargs["attention_mask"] = self._mask(call, hidden, mask_2d.to(hidden.device), cache)
+        if self.recurrent:
+            kwargs["attention_mask"] = self._padding_mask(call, hidden, mask_2d.to(hidden.device), cache)
+        else:
+            kwargs["attention_mask"] = self._mask(call, hidden, mask_2d.to(hidden.device), cache)
         args = (hidden, *args[1:]) if args else ()
         if not args:
             kwargs["hidden_states"] = hidden
@@ -309,7 +334,8 @@ class _PrunedLayerHook:
         """2-D mask over the pruned cache plus every token added since the prefill."""
         layer_length = cache.layers[self.layer_idx].get_seq_length()
         added = layer_length - session.plan.length  # decoded tokens already cached in this layer
-        full = cache.layers[0].get_seq_length()  # layer 0 has already appended this step's token
+        # The first attention layer is never pruned and has already appended this step's token.
+        full = cache.layers[self.patch.length_layer].get_seq_length()
         if added < 0 or full - session.full_length != added + 1:
             raise FastVError(
                 f"Layer {self.layer_idx}'s KV cache holds {layer_length} tokens, inconsistent with the pruned "
@@ -323,6 +349,15 @@ class _PrunedLayerHook:
             tail = call.attention_mask[:, session.full_length :].bool().to(session.plan.valid.device)
         return torch.cat([session.plan.valid, tail], dim=1)
 
+    def _padding_mask(self, call: _Call, hidden: torch.Tensor, mask_2d: torch.Tensor, cache) -> Any:
+        """A recurrent layer's mask: the 2-D padding mask of the re-packed kept sequence, as transformers
+        builds it (None when no row is padded). Padding rows are zeroed before the recurrence, so left
+        padding leaves the state of every sample as if it ran alone."""
+        if "recurrent" not in call.masks:
+            kwargs = with_cache(cache, config=self.patch.text_config, inputs_embeds=hidden, attention_mask=mask_2d)
+            call.masks["recurrent"] = create_recurrent_attention_mask(**kwargs)
+        return call.masks["recurrent"]
+
     def _mask(self, call: _Call, hidden: torch.Tensor, mask_2d: torch.Tensor, cache) -> Any:
         """The mask of this layer's type over the pruned sequence, built once per call and type.
 
@@ -331,7 +366,9 @@ class _PrunedLayerHook:
         this is the only rule prefill and cached decoding can share.
         """
         window = self.sliding_window
-        if window not in call.masks:
+        blocks = call.blocks if call.mode == "prefill" and self.blocks else None
+        key = (window, blocks is not None)
+        if key not in call.masks:
             kwargs = with_cache(
                 cache,
                 config=self.patch.text_config,
@@ -340,7 +377,6 @@ class _PrunedLayerHook:
                 position_ids=None,  # gapped kept positions would read as packed sequences
                 layer_idx=self.layer_idx,
             )
-            blocks = call.blocks if call.mode == "prefill" else None
             if blocks is not None and call.plan is not None:  # bidirectional image blocks (Gemma 3)
                 kept_blocks = gather_sequence(blocks, call.plan.indices, seq_dim=1)
                 kept_blocks = kept_blocks.masked_fill(~call.plan.valid, -1)
@@ -356,8 +392,8 @@ class _PrunedLayerHook:
                 mask = create_causal_mask(**kwargs)
             else:
                 mask = create_sliding_window_causal_mask(**kwargs)
-            call.masks[window] = mask
-        return call.masks[window]
+            call.masks[key] = mask
+        return call.masks[key]
 
 
 def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:
@@ -370,6 +406,17 @@ def _cached_keys(cache, layer_idx: int, length: int) -> torch.Tensor | None:
     return layer.keys if layer.keys.shape[-2] == length else None
 
 
+def _cached_key_tail(cache, layer_idx: int, length: int) -> torch.Tensor | None:
+    """The last keys of this prompt that a sliding-window cache layer kept (it drops the older ones)."""
+    if cache is None or layer_idx >= len(getattr(cache, "layers", ())):
+        return None
+    layer = cache.layers[layer_idx]
+    keys = getattr(layer, "keys", None)
+    if layer.get_seq_length() != length or keys is None or not 0 < keys.shape[-2] < length:
+        return None
+    return keys
+
+
 def _reject_static_cache(cache) -> None:
     if cache is not None and getattr(cache, "is_compileable", False):
         raise FastVError(
@@ -379,16 +426,31 @@ def _reject_static_cache(cache) -> None:
         )
 
 
-def _check_unpruned(cache, layer_idx: int) -> None:
-    """Decoding onto a cache FastV did not prune is fine only if this layer holds as many tokens as layer 0.
+def _check_unpruned(cache, layer_idx: int, length_layer: int = 0) -> None:
+    """Decoding onto a cache FastV did not prune is fine only if this layer holds as many tokens as the
+    first attention layer ``length_layer``.
 
-    (Layer 0 has already appended this step's token, hence the +1.)
+    (That layer has already appended this step's token, hence the +1.)
     """
-    if cache is not None and cache.layers[layer_idx].get_seq_length() + 1 != cache.layers[0].get_seq_length():
+    full = cache.layers[length_layer].get_seq_length() if cache is not None else 0
+    if cache is not None and cache.layers[layer_idx].get_seq_length() + 1 != full:
         raise FastVError(
             "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
             "continued here. Start a new cache per prompt."
         )
+
+
+def _check_rank_layer(patch: _Patch, k: int) -> None:
+    """Layer k-1 ranks by its attention: in a hybrid decoder it must be an attention layer."""
+    if k - 1 not in patch.recurrent:
+        return
+    valid = [i + 1 for i in range(len(patch.layers) - 1) if i not in patch.recurrent]
+    types = getattr(patch.text_config, "layer_types", None)
+    kind = repr(types[k - 1]) if types is not None else "recurrent"
+    raise FastVError(
+        f"FastVConfig.k={k} is not valid for this hybrid decoder: layer k-1={k - 1} is a {kind} layer, which has no "
+        f"attention map to rank image tokens by. k-1 must be an attention layer: valid k values are {valid}."
+    )
 
 
 def _no_model() -> None:
@@ -431,6 +493,7 @@ def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
             f"FastVConfig.k={config.k} is out of range for a decoder of {n_layers} layers: k must be in "
             f"[1, {n_layers - 1}] so that at least one layer runs on the pruned sequence."
         )
+    _check_rank_layer(patch, config.k)
     patch.install(model)
     setattr(model, _ATTR, patch)
     return model

@@ -70,6 +70,32 @@ def test_llava_marker_lands_in_its_patch():
     assert view.boxes[5] == (12.0, 8.0, 24.0, 16.0)  # row 1, col 1 of a 4x4 grid over 48x32
 
 
+def test_vipllava_uses_the_llava_grid():
+    """VipLLaVA always drops the CLS token (no select strategy): one square grid per image, as LLaVA's."""
+    from fastv.selfcheck.tiny import tiny_vipllava
+
+    vlm = tiny_vipllava(layers=1)
+    processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
+    size, marker = (32, 48), (12, 8, 24, 16)
+    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    assert layout.n_tokens == vlm.image_tokens and not layout.unplaced
+    _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
+
+
+def test_paligemma_uses_the_siglip_grid():
+    """PaliGemma: SigLIP's square patch grid (no CLS) over the image stretched to a square, as LLaVA's."""
+    from fastv.selfcheck.tiny import tiny_paligemma
+
+    vlm = tiny_paligemma(layers=1)
+    processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
+    size, marker = (32, 48), (12, 8, 24, 16)
+    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
+    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
+    assert layout.n_tokens == vlm.image_tokens and not layout.unplaced
+    _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
+
+
 def test_llava_center_crop_geometry():
     vlm = tiny_llava(layers=1)
     processor = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
@@ -346,10 +372,19 @@ def test_every_family_has_a_layout_or_says_it_has_none():
         ):
             layouts(LayoutRequest(config=type("C", (), {"model_type": model_type})(), image_sizes=[(8, 8)]))
     assert sorted(without) == [
+        "aya_vision",
+        "cohere2_vision",
+        "fast_vlm",
+        "gemma4",
         "glm46v",
         "glm4v",
         "glm4v_moe",
+        "idefics2",
+        "ovis2",
+        "perception_lm",
         "qwen2_5_omni_thinker",
+        "qwen3_5",
+        "qwen3_5_moe",
         "qwen3_omni_moe_thinker",
         "qwen3_vl",
         "qwen3_vl_moe",

@@ -7,10 +7,15 @@ import transformers
 from fastv.families import UNSUPPORTED, supported_families
 
 EXPECTED = {
+    "aya_vision",
+    "cohere2_vision",
+    "fast_vlm",
     "gemma3",
+    "gemma4",
     "glm46v",
     "glm4v",
     "glm4v_moe",
+    "idefics2",
     "idefics3",
     "internvl",
     "llava",
@@ -18,14 +23,20 @@ EXPECTED = {
     "llava_next_video",
     "llava_onevision",
     "mistral3",
+    "ovis2",
+    "paligemma",
+    "perception_lm",
     "qwen2_5_omni_thinker",
     "qwen2_5_vl",
     "qwen2_vl",
+    "qwen3_5",
+    "qwen3_5_moe",
     "qwen3_omni_moe_thinker",
     "qwen3_vl",
     "qwen3_vl_moe",
     "smolvlm",
     "video_llava",
+    "vipllava",
 }
 
 

@@ -6,16 +6,25 @@ from torch import nn
 
 from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
+from fastv.families.cohere import AyaVisionFamily, Cohere2VisionFamily
+from fastv.families.fast_vlm import FastVlmFamily
 from fastv.families.gemma3 import Gemma3Family
+from fastv.families.gemma4 import Gemma4Family
 from fastv.families.glm4v import Glm4vFamily
+from fastv.families.idefics2 import Idefics2Family
 from fastv.families.llava import (
     LlavaFamily,
     LlavaNextFamily,
     LlavaNextVideoFamily,
     LlavaOnevisionFamily,
     VideoLlavaFamily,
+    VipLlavaFamily,
 )
 from fastv.families.mistral3 import Mistral3Family
+from fastv.families.ovis2 import Ovis2Family
+from fastv.families.paligemma import PaliGemmaFamily
+from fastv.families.perception_lm import PerceptionLMFamily
+from fastv.families.qwen3_5 import Qwen3_5Family
 from fastv.families.qwen3_vl import Qwen3VLFamily
 from fastv.families.qwen_omni import Qwen3OmniFamily, QwenOmniFamily
 from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
@@ -31,6 +40,13 @@ _OMNI = (
 
 # Decoder VLMs in transformers 5.23 that FastV knowingly does not support, and why.
 UNSUPPORTED: dict[str, str] = {
+    "gemma4_unified": (
+        "Gemma 4 unified's forward overlays its bidirectional image blocks on every layer and, on sliding layers, "
+        "lets a block reach past the window, while its own create_masks_for_generate (static-cache generate) "
+        "builds Gemma 4's mask (blocks on sliding layers only, within the window): transformers 5.23 / 5.24 "
+        "define its image attention two ways, and FastV does not model either yet (not adapted). Its decoder is "
+        "otherwise Gemma 4's: use a 'gemma4' checkpoint (gemma-4-26B-A4B, gemma-4-31B)"
+    ),
     "llama4": (
         "Llama 4 rotates with complex `freqs_cis` (not a cos/sin pair), skips RoPE on every 4th layer and "
         "scales those layers' attention by a temperature that depends on each token's position, and its RoPE "
@@ -40,10 +56,6 @@ UNSUPPORTED: dict[str, str] = {
     "mllama": (
         "Llama 3.2 Vision reads images through cross-attention layers: image features are not tokens of the "
         "decoder sequence, so there are no image tokens to drop"
-    ),
-    "paligemma": (
-        "PaliGemma attends bidirectionally over its whole prefix (image and prompt), so the last prompt "
-        "token's attention row is not the causal ranking FastV defines (not adapted yet)"
     ),
     "qwen2_5_omni": _OMNI.format(thinker="qwen2_5_omni_thinker"),
     "qwen3_omni_moe": _OMNI.format(thinker="qwen3_omni_moe_thinker"),
@@ -87,9 +99,18 @@ _BUILTIN: tuple[Family, ...] = (
     LlavaNextVideoFamily(),
     LlavaOnevisionFamily(),
     VideoLlavaFamily(),
+    VipLlavaFamily(),
+    FastVlmFamily(),
+    PerceptionLMFamily(),
+    AyaVisionFamily(),
+    Cohere2VisionFamily(),
+    Idefics2Family(),
+    PaliGemmaFamily(),
+    Ovis2Family(),
     QwenVLFamily(),
     Qwen25VLFamily(),
     Gemma3Family(),
+    Gemma4Family(),
     InternVLFamily(),
     Idefics3Family(),
     SmolVLMFamily(),
@@ -98,6 +119,7 @@ _BUILTIN: tuple[Family, ...] = (
     Glm4vFamily(),
     QwenOmniFamily(),
     Qwen3OmniFamily(),
+    Qwen3_5Family(),
 )
 for _family in _BUILTIN:
     register_family(_family)

@@ -29,6 +29,9 @@ class Family:
     model_classes: tuple[str, ...] = ()
     # Config attributes holding the token ids whose positions are prunable (image / video tokens).
     prunable_token_attrs: tuple[str, ...] = ("image_token_id", "video_token_id")
+    # Values of ``text_config.layer_types`` whose layers mix tokens through a fixed-size recurrent state
+    # (linear attention, short convolutions) instead of attention over a KV cache (hybrid decoders).
+    recurrent_layer_types: tuple[str, ...] = ()
 
     # --- where things are -------------------------------------------------------------------
     def language_model(self, model: nn.Module) -> nn.Module:
@@ -60,7 +63,14 @@ class Family:
         (Mistral Small 4 under ``model_type="mistral3"``, DeepSeek-style) caches compressed latents
         instead, so there is nothing to rebuild them from.
         """
-        attention = self.attention(self.decoder_layers(language_model)[0])
+        layers, config = self.decoder_layers(language_model), self.text_config(language_model)
+        first = next((i for i in range(len(layers)) if not self.is_recurrent(i, config)), None)
+        if first is None:
+            raise UnsupportedModelError(
+                f"FastV does not support {type(model).__name__}: none of its decoder layers attends over a KV cache, "
+                "so no layer can rank image tokens."
+            )
+        attention = self.attention(layers[first])
         if not (hasattr(attention, "k_proj") and hasattr(attention, "q_proj")):
             text_type = getattr(self.text_config(language_model), "model_type", "?")
             raise UnsupportedModelError(
@@ -69,6 +79,15 @@ class Family:
                 "(multi-head latent attention, as in Mistral Small 4), which FastV's "
                 f"{self.name!r} adapter cannot rebuild to rank image tokens."
             )
+
+    def is_recurrent(self, layer_idx: int, text_config) -> bool:
+        """Whether decoder layer ``layer_idx`` is a recurrent one (Gated DeltaNet, short convolution).
+
+        Such a layer has no attention map to rank with and no KV length; when pruned, it runs its
+        recurrence over the kept tokens only and caches a fixed-size state.
+        """
+        types = getattr(text_config, "layer_types", None)
+        return bool(self.recurrent_layer_types) and types is not None and types[layer_idx] in self.recurrent_layer_types
 
     # --- which tokens are candidates ------------------------------------------------------------
     def prunable_token_ids(self, config) -> list[int]:
@@ -91,6 +110,10 @@ class Family:
     def block_ids(self, model: nn.Module, input_ids: torch.Tensor, inputs: dict) -> torch.Tensor | None:
         """(B, n) long ids of image blocks that attend bidirectionally (-1 elsewhere), or None (all causal)."""
         return None
+
+    def blocks_in_layer(self, layer: nn.Module, text_config) -> bool:
+        """Whether this layer applies the ``block_ids`` blocks (Gemma 3: every layer; Gemma 4: sliding ones only)."""
+        return True
 
     # --- the queries and keys FastV ranks with -----------------------------------------------------
     def rotary(self, attention: nn.Module) -> Callable:

@@ -36,6 +36,15 @@ class LlavaFamily(Family):
         return llava_layout(request)
 
 
+class VipLlavaFamily(LlavaFamily):
+    """VipLLaVA: LLaVA whose projector concatenates several vision layers' features; the decoder sequence
+    (one CLS-stripped square grid per image) and the decoder are LLaVA's."""
+
+    name = "vipllava"
+    model_types = ("vipllava",)
+    model_classes = ("VipLlavaForConditionalGeneration", "VipLlavaModel")
+
+
 class LlavaNextFamily(Family):
     name = "llava_next"
     model_types = ("llava_next",)

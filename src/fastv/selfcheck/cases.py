@@ -44,6 +44,22 @@ def _gemma3(attn: str) -> Case:
     return _case(vlm, inputs, blocks=prompts.image_runs(inputs))
 
 
+def _gemma4(attn: str) -> Case:
+    """Images and a 2-frame video: bidirectional blocks on sliding layers only."""
+    vlm = tiny.tiny_gemma4(attn)
+    inputs = prompts.gemma4_prompt(vlm, frames=2)
+    return Case(vlm.model, inputs, prompts.gemma4_visual(inputs), blocks=prompts.vision_runs(inputs))
+
+
+def _paligemma(attn: str) -> Case:
+    """PaliGemma 1 (Gemma decoder; PaliGemma 2's Gemma 2 has no SDPA): two images and the prompt, one
+    bidirectional prefix, at 1-based positions."""
+    vlm = tiny.tiny_paligemma(attn)
+    inputs = prompts.paligemma_prompt(vlm, n_images=2)
+    prefix = torch.zeros(inputs["input_ids"].shape[1], dtype=torch.long)
+    return _case(vlm, inputs, positions=prompts.one_based_positions, blocks=prefix)
+
+
 def _on(build: Callable[[str], Any], prompt: Callable[..., dict], case=_case, **options) -> Callable[[str], Case]:
     """A case builder: tiny model ``build(attn)``, one ``prompt(vlm, **options)``, wrapped by ``case``."""
 
@@ -75,14 +91,26 @@ CASES: dict[str, Callable[[str], Case]] = {
     "qwen2_5_vl": _on(tiny.tiny_qwen2_5_vl, prompts.qwen_prompt, _mrope_case),
     "qwen3_vl": _on(tiny.tiny_qwen3_vl, prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
     "qwen3_vl_moe": _on(partial(tiny.tiny_qwen3_vl, moe=True), prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
+    # hybrid decoder: Gated DeltaNet linear-attention layers 0 and 2 (pruned from 2), full attention 1 and 3
+    "qwen3_5": _on(tiny.tiny_qwen3_5, prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
+    "qwen3_5_moe": _on(partial(tiny.tiny_qwen3_5, moe=True), prompts.qwen3_prompt, _mrope_case, video_grid=(4, 4, 4)),
     "glm4v": _glm4v("glm4v"),
     "glm4v_moe": _glm4v("glm4v_moe"),
     "glm46v": _glm4v("glm46v"),
     "gemma3": _gemma3,
+    "gemma4": _gemma4,
     "internvl": _on(tiny.tiny_internvl, prompts.image_prompt),
     "idefics3": _on(tiny.tiny_idefics3, prompts.image_prompt, stacked=True),
     "smolvlm": _on(partial(tiny.tiny_idefics3, smolvlm=True), prompts.image_prompt, stacked=True),
     "mistral3": _on(tiny.tiny_mistral3, prompts.mistral3_prompt),
+    "vipllava": _on(tiny.tiny_vipllava, prompts.image_prompt),
+    "fast_vlm": _on(tiny.tiny_fast_vlm, prompts.image_prompt),
+    "perception_lm": _on(tiny.tiny_perception_lm, prompts.perception_lm_prompt),
+    "aya_vision": _on(tiny.tiny_cohere_vlm, prompts.image_prompt, n_images=4),
+    "cohere2_vision": _on(partial(tiny.tiny_cohere_vlm, variant="cohere2_vision"), prompts.image_prompt, n_images=4),
+    "idefics2": _on(tiny.tiny_idefics2, prompts.image_prompt, n_images=4, stacked=True),
+    "paligemma": _paligemma,
+    "ovis2": _on(tiny.tiny_ovis2, prompts.ovis2_prompt),
     # audio, image and video in one prompt: audio tokens are never candidates
     "qwen2_5_omni_thinker": _on(tiny.tiny_qwen2_5_omni, prompts.omni_prompt, _omni_case),
     "qwen3_omni_moe_thinker": _on(tiny.tiny_qwen3_omni, prompts.omni_prompt, _omni_case),

@@ -8,8 +8,11 @@ from fastv.selfcheck.tiny import (
     AUDIO_END_TOKEN,
     AUDIO_START_TOKEN,
     AUDIO_TOKEN,
+    GEMMA4_IMAGE_TOKEN,
+    GEMMA4_VIDEO_TOKEN,
     IMAGE_TOKEN,
     VIDEO_TOKEN,
+    TinyGemma4,
     TinyQwenOmni,
     TinyQwenVL,
     TinyVideoVLM,
@@ -33,6 +36,57 @@ def image_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int = 3
     }
 
 
+def perception_lm_prompt(vlm: TinyVideoVLM, n_images: int = 2, seed: int = 0, before: int = 3, frames: int = 4) -> dict:
+    """PerceptionLM: ``n_images`` one-tile images as (images, 1, 3, H, W), then a video of ``frames`` frames
+    (one run of placeholders), as its processor lays them out; ``frames=0`` leaves the video out."""
+    parts, inputs = [(IMAGE_TOKEN, vlm.image_tokens)] * n_images, {}
+    if n_images:
+        inputs["pixel_values"] = vlm.pixel_values(n_images, seed)[:, None]
+    if frames:
+        parts.append((VIDEO_TOKEN, vlm.video_token_count(frames)))
+        inputs["pixel_values_videos"] = vlm.pixel_values_videos(1, frames, seed=seed + 1)
+    ids, _ = mm_prompt(before, parts, 5, seed=seed)
+    return {"input_ids": ids[None], "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long), **inputs}
+
+
+def paligemma_prompt(vlm: TinyVLM, n_images: int = 1, seed: int = 0, before: int = 3, types: bool = True) -> dict:
+    """PaliGemma's layout: every image's tokens first, then BOS, the prompt and its closing token, with the
+    ``token_type_ids`` its processor returns (0: the bidirectional prefix, here the whole prompt)."""
+    generator = torch.Generator().manual_seed(seed)
+    text = torch.randint(3, IMAGE_TOKEN, (before + 5,), generator=generator).tolist()
+    ids = torch.tensor([IMAGE_TOKEN] * (vlm.image_tokens * n_images) + [1] + text)[None]
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "pixel_values": vlm.pixel_values(n_images, seed),
+    }
+    if types:
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+    return inputs
+
+
+def one_based_positions(n: int) -> torch.Tensor:
+    """PaliGemma's rotary positions of the first n tokens: 1, 2, ..., n."""
+    return torch.arange(1, n + 1)[None]
+
+
+def ovis2_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int = 3) -> dict:
+    """Ovis2: each image's tokens between visual indicator tokens (start / end markers, embedded from the
+    visual table; never pruned), images separated by text."""
+    from fastv.selfcheck.tiny import OVIS2_INDICATORS
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def text(n: int) -> list[int]:
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+    ids = text(before)
+    for _ in range(n_images):
+        ids += [OVIS2_INDICATORS[0]] + [IMAGE_TOKEN] * vlm.image_tokens + [OVIS2_INDICATORS[4]] + text(1)
+    ids = torch.tensor(ids + text(5))[None]
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": vlm.pixel_values(n_images, seed)}
+
+
 def image_batch(singles: list[dict]) -> dict:
     """A left-padded batch of fixed-grid image prompts (``image_prompt``), pixels concatenated in order."""
     ids, mask = left_pad([s["input_ids"][0] for s in singles])
@@ -45,6 +99,56 @@ def gemma3_prompt(vlm: TinyVLM, n_images: int = 4, seed: int = 0, before: int = 
     if types:
         inputs["token_type_ids"] = (inputs["input_ids"] == IMAGE_TOKEN).long()
     return inputs
+
+
+def gemma4_prompt(
+    vlm: TinyGemma4, n_images: int = 3, frames: int = 0, seed: int = 0, before: int = 3, types: bool = True
+) -> dict:
+    """Images, then a video of ``frames`` frames (one text token, the timestamp, between frames), with the
+    ``mm_token_type_ids`` Gemma 4's processor returns (1 image, 2 video: they mark the bidirectional blocks)."""
+    segments = [(IMAGE_TOKEN, vlm.image_tokens)] * n_images + [(VIDEO_TOKEN, vlm.image_tokens)] * frames
+    ids, token_types = mm_prompt(before, segments, 5, seed=seed)
+    ids = ids.masked_fill(ids == IMAGE_TOKEN, GEMMA4_IMAGE_TOKEN).masked_fill(ids == VIDEO_TOKEN, GEMMA4_VIDEO_TOKEN)
+    inputs = {"input_ids": ids[None], "attention_mask": torch.ones_like(ids[None])}
+    if types:
+        inputs["mm_token_type_ids"] = token_types[None]
+    if n_images:
+        pixels, positions = vlm.patches(n_images, seed)
+        inputs.update(pixel_values=pixels, image_position_ids=positions)
+    if frames:
+        pixels, positions = vlm.patches(frames, seed + 100)
+        inputs.update(pixel_values_videos=pixels, video_position_ids=positions)
+        inputs["num_frames_per_video"] = torch.tensor([frames])
+    return inputs
+
+
+def gemma4_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of image-only ``gemma4_prompt``s: patches concatenated in order, types padded with 0."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
+    types = types.masked_fill(mask == 0, 0)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "mm_token_type_ids": types,
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+        "image_position_ids": torch.cat([s["image_position_ids"] for s in singles]),
+    }
+
+
+def gemma4_visual(inputs: dict) -> torch.Tensor:
+    """(n,) bool: the image and video placeholders of a ``gemma4_prompt``."""
+    ids = inputs["input_ids"][0]
+    return (ids == GEMMA4_IMAGE_TOKEN) | (ids == GEMMA4_VIDEO_TOKEN)
+
+
+def vision_runs(inputs: dict) -> torch.Tensor:
+    """(n,) ids of contiguous image / video token runs (one per image or frame) of a ``gemma4_prompt``, -1
+    elsewhere, by hand."""
+    ids = inputs["input_ids"][0]
+    vision = gemma4_visual(inputs)
+    starts = vision & ~torch.cat([torch.tensor([False], device=ids.device), vision[:-1]])
+    return torch.where(vision, torch.cumsum(starts.long(), 0) - 1, torch.tensor(-1, device=ids.device))
 
 
 def image_runs(inputs: dict) -> torch.Tensor:

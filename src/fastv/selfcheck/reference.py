@@ -8,7 +8,12 @@ run on an explicitly gathered subsequence with explicitly gathered cos/sin.
 
 Per-family differences are spelled out here, not taken from fastv: where the decoder sits, rotary
 embeddings per layer type (Gemma 3), M-RoPE position ids (Qwen-VL), sliding-window layers (a window
-over the sequence each layer actually runs on) and bidirectional image blocks (Gemma 3).
+over the sequence each layer actually runs on) and bidirectional image blocks (Gemma 3; Gemma 4: on
+sliding layers only).
+
+Hybrid decoders (Qwen3.5): a recurrent (linear-attention) layer gets no attention mask, and a pruned
+one runs on the gathered kept tokens only, so the dropped tokens are physically absent from its
+recurrence (masking them would still let them decay and write the state).
 """
 
 from __future__ import annotations
@@ -89,6 +94,16 @@ def _mask(
     return torch.zeros(n, n, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
 
 
+# ``layer_types`` values of layers that mix tokens through a recurrent state, not attention (no mask, no map).
+RECURRENT_LAYER_TYPES = ("linear_attention",)
+
+
+# Gemma 4's text decoder: image blocks attend bidirectionally on sliding layers only (full layers stay causal),
+# every layer takes a ``shared_kv_states`` dict, and the outer forward soft-caps the logits with the text
+# config's ``final_logit_softcapping``.
+GEMMA4_TEXT_TYPES = ("gemma4_text",)
+
+
 def _layer_types(text_config, n_layers: int) -> list[str]:
     types = getattr(text_config, "layer_types", None)
     if types is None:  # Mistral-style: one window (or none) for every layer
@@ -127,23 +142,33 @@ def reference_logits(
     positions = torch.arange(n, device=device)[None] if position_ids is None else position_ids.to(device)
     types = _layer_types(config, len(lm.layers))
     windows = [config.sliding_window if t == "sliding_attention" else None for t in types]
+    gemma4 = config.model_type in GEMMA4_TEXT_TYPES
+    with_blocks = [not gemma4 or t == "sliding_attention" for t in types]
+    extra = {"shared_kv_states": {}} if gemma4 else {}
     with torch.no_grad():
         rotary = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
         hidden = embeds
         for i, layer in enumerate(lm.layers[:k]):
-            mask = _mask(n, hidden.dtype, windows[i], blocks, device)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]])
+            layer_blocks = blocks if with_blocks[i] else None
+            recurrent = types[i] in RECURRENT_LAYER_TYPES
+            mask = None if recurrent else _mask(n, hidden.dtype, windows[i], layer_blocks, device)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]], **extra)
             hidden = _add_deepstack(hidden, torch.arange(n, device=device), i, deepstack)
         hidden = hidden[:, kept]
         kept_blocks = None if blocks is None else blocks[kept]
         for i, layer in enumerate(lm.layers[k:], start=k):
             cos, sin = rotary[types[i]]
-            mask = _mask(len(kept), hidden.dtype, windows[i], kept_blocks, device)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]))
+            recurrent = types[i] in RECURRENT_LAYER_TYPES
+            layer_blocks = kept_blocks if with_blocks[i] else None
+            mask = None if recurrent else _mask(len(kept), hidden.dtype, windows[i], layer_blocks, device)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]), **extra)
             hidden = _add_deepstack(hidden, kept, i, deepstack)
         logits = model.lm_head(lm.norm(hidden))
         # Soft-capping only where the model's own forward applies it (Gemma3ForConditionalGeneration does not).
         cap = getattr(model.config, "final_logit_softcapping", None) if model.config is not config else None
+        cap = config.final_logit_softcapping if gemma4 else cap
+        # PaliGemma 2's outer forward soft-caps with its Gemma 2 text config's cap.
+        cap = getattr(config, "final_logit_softcapping", None) if model.config.model_type == "paligemma" else cap
         return logits if cap is None else torch.tanh(logits / cap) * cap
 
 
@@ -157,7 +182,12 @@ def reference_scores(model, inputs: dict, k: int, rank: str) -> torch.Tensor:
             out = model(**inputs, output_attentions=True, use_cache=False)
     finally:
         model.set_attn_implementation(previous)
-    attention = out.attentions[k - 1][0].float().mean(dim=0).cpu()  # (n, n), head-averaged
+    index = k - 1
+    lm = language_model(model)
+    if len(out.attentions) != len(lm.layers):  # hybrid decoder: maps of attention layers only
+        types = _layer_types(lm.config, len(lm.layers))
+        index = sum(t not in RECURRENT_LAYER_TYPES for t in types[: k - 1])
+    attention = out.attentions[index][0].float().mean(dim=0).cpu()  # (n, n), head-averaged
     return attention[-1] if rank == "last_token" else attention.mean(dim=0)
 
 

@@ -264,6 +264,40 @@ def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     )
 
 
+def tiny_qwen3_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
+    """Qwen3.5 (or Qwen3.5-MoE: 4 experts, 2 per token, a gated shared expert): a hybrid decoder alternating
+    Gated DeltaNet linear-attention and gated full-attention layers (so k=2 ranks with full layer 1 and prunes
+    a linear and a full layer), partial interleaved M-RoPE, Qwen3-VL vision without DeepStack."""
+    text = _qwen_text_kwargs(layers)
+    text["head_dim"] = 16
+    text["layer_types"] = ["linear_attention", "full_attention"] * (layers // 2) + ["linear_attention"] * (layers % 2)
+    text["rope_parameters"] = {
+        **text["rope_parameters"],
+        "mrope_section": [2, 1, 1],
+        "mrope_interleaved": True,
+        "partial_rotary_factor": 0.5,
+    }
+    text |= {
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 8,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+    }
+    if moe:
+        text |= {
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 32,
+        }
+    vision = {key: value for key, value in _QWEN3_VISION.items() if key != "deepstack_visual_indexes"}
+    torch.manual_seed(seed)  # A_log, conv1d and the experts are drawn at construction, not by _scaled_init
+    return _grid_vlm(
+        "Qwen3_5Moe" if moe else "Qwen3_5", attn_implementation, seed, text_config=text, vision_config=vision
+    )
+
+
 def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "glm4v") -> TinyQwenVL:
     """GLM-4.1V (``glm4v``), GLM-4.5V (``glm4v_moe``: 4 routed experts after one dense layer) or GLM-4.6V
     (``glm46v``): partial M-RoPE (half of each head rotated), q/k/v biases."""
@@ -484,6 +518,110 @@ def tiny_gemma3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
 
 
+# --- Gemma 4 --------------------------------------------------------------------------------------------
+
+
+# Gemma 4 embeds every image / video / audio placeholder id as padding, a decoded one too, while the reference
+# embeds decoded tokens as they are; placeholders outside the vocabulary can never be decoded.
+GEMMA4_NO_AUDIO = VOCAB + 1
+GEMMA4_IMAGE_TOKEN = VOCAB + 2
+GEMMA4_VIDEO_TOKEN = VOCAB + 3
+
+
+@dataclass
+class TinyGemma4:
+    """Gemma 4's vision inputs are patch rows with (x, y) patch positions, ``side x side`` patches per image
+    (and per video frame), pooled to ``image_tokens`` soft tokens."""
+
+    model: torch.nn.Module
+    image_tokens: int
+    patch_dim: int  # pixel values per patch row (3 * patch pixels**2)
+    side: int
+
+    def patches(self, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, side**2, patch_dim) pixels in [0, 1) and (n, side**2, 2) row-major (x, y) patch positions."""
+        generator = torch.Generator().manual_seed(seed)
+        pixels = torch.rand(n, self.side**2, self.patch_dim, generator=generator)
+        ys, xs = torch.meshgrid(torch.arange(self.side), torch.arange(self.side), indexing="ij")
+        positions = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+        return pixels, positions[None].expand(n, -1, -1).clone()
+
+
+def gemma4_text_kwargs(layers: int = 4, sliding_window: int = 8) -> dict:
+    """Sliding / full layers where full ones have their own head size (32 vs 16), key/value heads (2 vs 4,
+    keys doubling as values: ``attention_k_eq_v``) and partial "proportional" rotary; vision blocks
+    bidirectional on sliding layers."""
+    types = ["sliding_attention", "full_attention"] * (layers // 2) + ["full_attention"] * (layers % 2)
+    return {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "head_dim": 16,
+        "global_head_dim": 32,
+        "num_global_key_value_heads": 2,
+        "attention_k_eq_v": True,
+        "sliding_window": sliding_window,
+        "layer_types": types,
+        "rope_parameters": {
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+            "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.5, "rope_theta": 1_000_000.0},
+        },
+        "use_bidirectional_attention": "vision",
+        "final_logit_softcapping": 30.0,
+        "num_kv_shared_layers": 0,
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+
+
+def tiny_gemma4(
+    attn_implementation: str = "sdpa",
+    layers: int = 4,
+    seed: int = 0,
+    sliding_window: int = 8,
+    moe: bool = False,
+    **text,
+) -> TinyGemma4:
+    """Gemma 4 as in 26B-A4B (``moe``: a routed expert block next to the MLP) and 31B: no per-layer
+    embeddings, no shared KV. 4x4 patches of 4 px pooled 2x2: 4 tokens per image or video frame."""
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration
+
+    text_config = {**gemma4_text_kwargs(layers, sliding_window), "hidden_size_per_layer_input": 0, **text}
+    if moe:
+        text_config.update(enable_moe_block=True, num_experts=4, top_k_experts=2, moe_intermediate_size=32)
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "patch_size": 4,
+        "pooling_kernel_size": 2,
+        "position_embedding_size": 16,
+    }
+    config = Gemma4Config(
+        text_config=text_config,
+        vision_config=vision,
+        audio_config=None,
+        image_token_id=GEMMA4_IMAGE_TOKEN,
+        video_token_id=GEMMA4_VIDEO_TOKEN,
+        boi_token_id=122,
+        eoi_token_id=123,
+        audio_token_id=GEMMA4_NO_AUDIO,
+        boa_token_id=125,
+        eoa_token_index=126,
+        tie_word_embeddings=False,
+    )
+    model = Gemma4ForConditionalGeneration(config)
+    return TinyGemma4(_finish(model, attn_implementation, seed), image_tokens=4, patch_dim=48, side=4)
+
+
 # --- InternVL, Idefics3 / SmolVLM, Mistral 3 -----------------------------------------------------------
 
 
@@ -534,6 +672,266 @@ def tiny_idefics3(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
         tie_word_embeddings=False,
     )
     model = Model(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+# --- VipLLaVA ------------------------------------------------------------------------------------------
+
+
+def tiny_vipllava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """VipLLaVA: LLaVA whose projector reads the CLS-stripped features of several vision layers, concatenated."""
+    from transformers import VipLlavaConfig, VipLlavaForConditionalGeneration
+
+    config = VipLlavaConfig(
+        vision_config=vision_config(),
+        text_config=text_config(layers=layers),
+        image_token_index=IMAGE_TOKEN,
+        vision_feature_layers=[-2, -1],
+        image_seq_length=16,
+    )
+    model = VipLlavaForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=16, image_size=16)
+
+
+# --- FastVLM --------------------------------------------------------------------------------------------
+
+
+def tiny_fast_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """FastVLM: LLaVA's layout around a Qwen2 decoder, fed a vision tower's flattened (B, C, h, w) feature map.
+
+    The real tower is timm's FastViTHD (``timm_wrapper``), and timm is not a dependency: a tiny SAM ViT
+    encoder stands in (an ``AutoModel`` with a (B, C, h, w) ``last_hidden_state`` that supports SDPA, as
+    FastVLM's code needs; C = ``hidden_size``). A 16x16 image gives a 2x2 map: 4 image tokens. FastV only
+    sees the decoder and the tokens.
+    """
+    from transformers import FastVlmConfig, FastVlmForConditionalGeneration, SamVisionConfig
+
+    tower = SamVisionConfig(
+        hidden_size=32,
+        output_channels=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        mlp_dim=64,
+        image_size=16,
+        patch_size=8,
+        global_attn_indexes=[0],
+    )
+    config = FastVlmConfig(
+        vision_config=tower.to_dict(),
+        text_config=qwen2_text_config(layers=layers).to_dict(),
+        image_token_index=IMAGE_TOKEN,
+        image_seq_length=4,
+    )
+    model = FastVlmForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+# --- PerceptionLM ---------------------------------------------------------------------------------------
+
+
+def tiny_perception_lm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
+    """PerceptionLM: images (one tile each here) and video frames through one tower, CLS dropped, 2x2
+    average-pooled by the projector, into a Llama decoder: 4 tokens per 16x16 image or frame.
+
+    The real tower is timm's Perception Encoder (``timm_wrapper``), and timm is not a dependency: a tiny
+    CLIP ViT stands in (a CLS token then a patch grid, as PE gives; the projector reads its width from
+    ``model_args["embed_dim"]``). FastV only sees the decoder and the tokens.
+    """
+    from transformers import PerceptionLMConfig, PerceptionLMForConditionalGeneration
+
+    config = PerceptionLMConfig(
+        vision_config={**vision_config().to_dict(), "model_args": {"embed_dim": 32}},
+        text_config=text_config(layers=layers).to_dict(),
+        vision_use_cls_token=True,
+        projector_pooling_ratio=2,
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+    )
+    model = PerceptionLMForConditionalGeneration(config)
+    return TinyVideoVLM(
+        _finish(model, attn_implementation, seed), image_tokens=4, image_size=16, video_tokens_per_frame=4
+    )
+
+
+# --- Aya Vision / Command A Vision (Cohere2 decoder) ---------------------------------------------------
+
+
+def cohere2_text_config(layers: int = 4, sliding_window: int = 8) -> dict:
+    """A tiny Cohere2 decoder: sliding layers (RoPE, window) alternate with full layers (no RoPE at all)."""
+    return {
+        "model_type": "cohere2",
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "sliding_window": sliding_window,
+        "layer_types": ["sliding_attention", "full_attention"] * (layers // 2) + ["sliding_attention"] * (layers % 2),
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+    }
+
+
+def _siglip(image_size: int = 16, patch_size: int = 4) -> dict:
+    return {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": image_size,
+        "patch_size": patch_size,
+    }
+
+
+def tiny_cohere_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "aya_vision"):
+    """Aya Vision (``aya_vision``) or Command A Vision (``cohere2_vision``): SigLIP features of a 16x16 tile,
+    pixel-shuffled 2x2 into 4 image tokens, and a Cohere2 decoder (``cohere2_text_config``)."""
+    import transformers
+
+    common = {
+        "vision_config": _siglip(),
+        "text_config": cohere2_text_config(layers=layers),
+        "downsample_factor": 2,
+        "tie_word_embeddings": False,
+    }
+    if variant == "aya_vision":
+        config = transformers.AyaVisionConfig(**common, image_token_index=IMAGE_TOKEN)
+        model = transformers.AyaVisionForConditionalGeneration(config)
+    else:
+        config = transformers.Cohere2VisionConfig(**common, image_token_id=IMAGE_TOKEN, alignment_intermediate_size=128)
+        model = transformers.Cohere2VisionForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+# --- Idefics2 -------------------------------------------------------------------------------------------
+
+
+def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """Idefics2: SigLIP-style patches resampled by a perceiver into 4 latent image tokens per image, and a
+    Mistral decoder (window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, MistralConfig
+
+    text = MistralConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        sliding_window=12,
+        pad_token_id=PAD_TOKEN,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    config = Idefics2Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 16,
+            "patch_size": 4,
+        },
+        perceiver_config={
+            "hidden_size": 64,
+            "resampler_n_latents": 4,
+            "resampler_depth": 1,
+            "resampler_n_heads": 2,
+            "resampler_head_dim": 16,
+            "num_key_value_heads": 1,
+        },
+        text_config=text.to_dict(),
+        image_token_id=IMAGE_TOKEN,
+        tie_word_embeddings=False,
+    )
+    model = Idefics2ForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
+
+
+# --- PaliGemma / PaliGemma 2 ---------------------------------------------------------------------------
+
+
+def tiny_paligemma(
+    attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, gemma2: bool = False, sliding_window: int = 64
+) -> TinyVLM:
+    """PaliGemma: 16 SigLIP tokens per 16x16 image, then the prompt, all one bidirectional prefix.
+
+    PaliGemma 1's Gemma decoder, or with ``gemma2`` PaliGemma 2's Gemma 2 decoder: sliding / full layers,
+    attention-logit and final-logit soft-capping, ``query_pre_attn_scalar``. Gemma 2 has no SDPA in
+    transformers (soft-capping): build it with ``attn_implementation="eager"``. The window (64) holds the
+    test prompts' prefixes (FastV refuses longer ones, see ``fastv.families.paligemma``).
+    """
+    from transformers import Gemma2Config, GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration
+
+    text = {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    if gemma2:
+        extra = {"sliding_window": sliding_window, "query_pre_attn_scalar": 24}
+        text = Gemma2Config(**text, **extra, attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
+    else:
+        text = GemmaConfig(**text)
+    config = PaliGemmaConfig(
+        vision_config=_siglip(),
+        text_config=text.to_dict(),
+        image_token_index=IMAGE_TOKEN,
+        projection_dim=64,
+        hidden_size=64,
+        vocab_size=VOCAB,
+        tie_word_embeddings=False,
+    )
+    model = PaliGemmaForConditionalGeneration(config)
+    return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=16, image_size=16)
+
+
+# --- Ovis2 ----------------------------------------------------------------------------------------------
+
+OVIS2_INDICATORS = (122, 123, 124, 125, 126)  # visual indicator ids (image / tile delimiters), text-side tokens
+
+
+def tiny_ovis2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """Ovis2: each 16x16 image's 16 patches merged 2x2 (``hidden_stride``) into 4 probabilistic visual
+    tokens (softmax over a 64-entry visual vocabulary, embedded by a table), a Qwen2 decoder, and 5
+    visual indicator tokens whose embeddings come from the same table (they are not image tokens)."""
+    from transformers import Ovis2Config, Ovis2ForConditionalGeneration
+
+    config = Ovis2Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 16,
+            "patch_size": 4,
+            "vocab_size": 64,
+            "hidden_stride": 2,
+            "num_visual_indicator_tokens": len(OVIS2_INDICATORS),
+        },
+        text_config=qwen2_text_config(layers=layers).to_dict(),
+        image_token_id=IMAGE_TOKEN,
+        visual_indicator_token_ids=list(OVIS2_INDICATORS),
+        vocab_size=VOCAB,
+        hidden_size=64,
+        tie_word_embeddings=False,
+    )
+    model = Ovis2ForConditionalGeneration(config)
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
 
 
