@@ -88,7 +88,7 @@ class _Patch:
         # Hybrid decoders: layers with a recurrent state instead of a KV cache (never the ranking layer).
         self.recurrent = frozenset(i for i in range(len(self.layers)) if family.is_recurrent(i, self.text_config))
         # The layer whose KV length is the full sequence's: the first attention layer (never pruned).
-        self.length_layer = next((i for i in range(len(self.layers)) if i not in self.recurrent), 0)
+        self.length_layer = family.first_attention_layer(self.language_model) or 0
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
         self.call: _Call | None = None
         self.session: _Session | None = None
@@ -119,10 +119,8 @@ class _Patch:
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
         self.handles += self.family.patch_language_model(self.language_model, self._prefill_plan)
         for layer_idx in range(k, len(self.layers)):
-            layer, recurrent = self.layers[layer_idx], layer_idx in self.recurrent
-            window = None if recurrent else self.family.sliding_window(layer, self.text_config)
-            hook = _PrunedLayerHook(self, layer_idx, window, recurrent)
-            self.handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+            hook = _PrunedLayerHook(self, layer_idx)
+            self.handles.append(self.layers[layer_idx].register_forward_pre_hook(hook, with_kwargs=True))
 
     def _prefill_plan(self) -> KeepPlan | None:
         call = self.call
@@ -273,13 +271,14 @@ class _Patch:
 class _PrunedLayerHook:
     """Pre-hook of a layer >= k: feed it the kept tokens, their positions and a matching mask."""
 
-    def __init__(self, patch: _Patch, layer_idx: int, sliding_window: int | None, recurrent: bool = False) -> None:
+    def __init__(self, patch: _Patch, layer_idx: int) -> None:
         self.patch = patch
         self.layer_idx = layer_idx
-        self.sliding_window = sliding_window
+        layer, family, text_config = patch.layers[layer_idx], patch.family, patch.text_config
+        self.recurrent = layer_idx in patch.recurrent  # linear attention / convolution: a 2-D padding mask, no KV
+        self.sliding_window = None if self.recurrent else family.sliding_window(layer, text_config)
         # whether this layer applies the bidirectional image blocks (Gemma 3: all layers; Gemma 4: sliding ones)
-        self.blocks = patch.family.blocks_in_layer(patch.layers[layer_idx], patch.text_config)
-        self.recurrent = recurrent  # a linear-attention / convolution layer: a 2-D padding mask, no KV length
+        self.blocks = family.blocks_in_layer(layer, text_config)
 
     def __call__(self, layer: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         patch, call = self.patch, self.patch.call
@@ -426,14 +425,15 @@ def _reject_static_cache(cache) -> None:
         )
 
 
-def _check_unpruned(cache, layer_idx: int, length_layer: int = 0) -> None:
+def _check_unpruned(cache, layer_idx: int, length_layer: int) -> None:
     """Decoding onto a cache FastV did not prune is fine only if this layer holds as many tokens as the
     first attention layer ``length_layer``.
 
     (That layer has already appended this step's token, hence the +1.)
     """
-    full = cache.layers[length_layer].get_seq_length() if cache is not None else 0
-    if cache is not None and cache.layers[layer_idx].get_seq_length() + 1 != full:
+    if cache is None:
+        return
+    if cache.layers[layer_idx].get_seq_length() + 1 != cache.layers[length_layer].get_seq_length():
         raise FastVError(
             "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
             "continued here. Start a new cache per prompt."

@@ -70,24 +70,13 @@ def test_llava_marker_lands_in_its_patch():
     assert view.boxes[5] == (12.0, 8.0, 24.0, 16.0)  # row 1, col 1 of a 4x4 grid over 48x32
 
 
-def test_vipllava_uses_the_llava_grid():
-    """VipLLaVA always drops the CLS token (no select strategy): one square grid per image, as LLaVA's."""
-    from fastv.selfcheck.tiny import tiny_vipllava
+@pytest.mark.parametrize("builder", ["tiny_vipllava", "tiny_paligemma"])
+def test_square_grid_families_use_the_llava_grid(builder):
+    """VipLLaVA (always drops the CLS token) and PaliGemma (SigLIP, no CLS, image stretched to a square):
+    one square patch grid per image, as LLaVA's."""
+    from fastv.selfcheck import tiny
 
-    vlm = tiny_vipllava(layers=1)
-    processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
-    size, marker = (32, 48), (12, 8, 24, 16)
-    pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
-    (layout,) = layouts(LayoutRequest(vlm.model.config, [size], processor))
-    assert layout.n_tokens == vlm.image_tokens and not layout.unplaced
-    _check_view(layout.views[0], _patch_redness(pixels)[0, :, 0], marker)
-
-
-def test_paligemma_uses_the_siglip_grid():
-    """PaliGemma: SigLIP's square patch grid (no CLS) over the image stretched to a square, as LLaVA's."""
-    from fastv.selfcheck.tiny import tiny_paligemma
-
-    vlm = tiny_paligemma(layers=1)
+    vlm = getattr(tiny, builder)(layers=1)
     processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
     size, marker = (32, 48), (12, 8, 24, 16)
     pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]

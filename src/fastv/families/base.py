@@ -63,14 +63,13 @@ class Family:
         (Mistral Small 4 under ``model_type="mistral3"``, DeepSeek-style) caches compressed latents
         instead, so there is nothing to rebuild them from.
         """
-        layers, config = self.decoder_layers(language_model), self.text_config(language_model)
-        first = next((i for i in range(len(layers)) if not self.is_recurrent(i, config)), None)
+        first = self.first_attention_layer(language_model)
         if first is None:
             raise UnsupportedModelError(
                 f"FastV does not support {type(model).__name__}: none of its decoder layers attends over a KV cache, "
                 "so no layer can rank image tokens."
             )
-        attention = self.attention(layers[first])
+        attention = self.attention(self.decoder_layers(language_model)[first])
         if not (hasattr(attention, "k_proj") and hasattr(attention, "q_proj")):
             text_type = getattr(self.text_config(language_model), "model_type", "?")
             raise UnsupportedModelError(
@@ -88,6 +87,12 @@ class Family:
         """
         types = getattr(text_config, "layer_types", None)
         return bool(self.recurrent_layer_types) and types is not None and types[layer_idx] in self.recurrent_layer_types
+
+    def first_attention_layer(self, language_model: nn.Module) -> int | None:
+        """The first layer with a KV cache (0 unless the decoder is hybrid): its length is the full sequence's."""
+        config = self.text_config(language_model)
+        layers = self.decoder_layers(language_model)
+        return next((i for i in range(len(layers)) if not self.is_recurrent(i, config)), None)
 
     # --- which tokens are candidates ------------------------------------------------------------
     def prunable_token_ids(self, config) -> list[int]:

@@ -148,28 +148,37 @@ def reference_logits(
     with torch.no_grad():
         rotary = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
         hidden = embeds
+
+        def layer_mask(i: int, length: int, layer_blocks: torch.Tensor | None) -> torch.Tensor | None:
+            if types[i] in RECURRENT_LAYER_TYPES:
+                return None
+            return _mask(length, hidden.dtype, windows[i], layer_blocks if with_blocks[i] else None, device)
+
         for i, layer in enumerate(lm.layers[:k]):
-            layer_blocks = blocks if with_blocks[i] else None
-            recurrent = types[i] in RECURRENT_LAYER_TYPES
-            mask = None if recurrent else _mask(n, hidden.dtype, windows[i], layer_blocks, device)
+            mask = layer_mask(i, n, blocks)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]], **extra)
             hidden = _add_deepstack(hidden, torch.arange(n, device=device), i, deepstack)
         hidden = hidden[:, kept]
         kept_blocks = None if blocks is None else blocks[kept]
         for i, layer in enumerate(lm.layers[k:], start=k):
             cos, sin = rotary[types[i]]
-            recurrent = types[i] in RECURRENT_LAYER_TYPES
-            layer_blocks = kept_blocks if with_blocks[i] else None
-            mask = None if recurrent else _mask(len(kept), hidden.dtype, windows[i], layer_blocks, device)
+            mask = layer_mask(i, len(kept), kept_blocks)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]), **extra)
             hidden = _add_deepstack(hidden, kept, i, deepstack)
         logits = model.lm_head(lm.norm(hidden))
-        # Soft-capping only where the model's own forward applies it (Gemma3ForConditionalGeneration does not).
-        cap = getattr(model.config, "final_logit_softcapping", None) if model.config is not config else None
-        cap = config.final_logit_softcapping if gemma4 else cap
-        # PaliGemma 2's outer forward soft-caps with its Gemma 2 text config's cap.
-        cap = getattr(config, "final_logit_softcapping", None) if model.config.model_type == "paligemma" else cap
+        cap = _final_softcap(model.config, config)
         return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+def _final_softcap(outer_config, text_config) -> float | None:
+    """The logit soft-cap the model's own outer forward applies, if any.
+
+    Gemma 4 and PaliGemma (2) cap with the text config's value; otherwise only an outer config's own cap
+    counts (Gemma3ForConditionalGeneration does not cap).
+    """
+    if text_config.model_type in GEMMA4_TEXT_TYPES or outer_config.model_type == "paligemma":
+        return getattr(text_config, "final_logit_softcapping", None)
+    return getattr(outer_config, "final_logit_softcapping", None) if outer_config is not text_config else None
 
 
 def reference_scores(model, inputs: dict, k: int, rank: str) -> torch.Tensor:

@@ -808,28 +808,36 @@ def tiny_cohere_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: in
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
 
 
-# --- Idefics2 -------------------------------------------------------------------------------------------
+def mistral_text_config(layers: int, sliding_window: int | None):
+    """A tiny Mistral decoder (Idefics2, Mistral 3): the window, when set, applies to every layer."""
+    from transformers import MistralConfig
 
-
-def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
-    """Idefics2: SigLIP-style patches resampled by a perceiver into 4 latent image tokens per image, and a
-    Mistral decoder (window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
-    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, MistralConfig
-
-    text = MistralConfig(
+    return MistralConfig(
         vocab_size=VOCAB,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=16,
         max_position_embeddings=1024,
-        sliding_window=12,
+        sliding_window=sliding_window,
         pad_token_id=PAD_TOKEN,
         bos_token_id=1,
         eos_token_id=2,
         tie_word_embeddings=False,
     )
+
+
+# --- Idefics2 -------------------------------------------------------------------------------------------
+
+
+def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+    """Idefics2: SigLIP-style patches resampled by a perceiver into 4 latent image tokens per image, and a
+    Mistral decoder (window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration
+
+    text = mistral_text_config(layers, sliding_window=12)
     config = Idefics2Config(
         vision_config={
             "hidden_size": 32,
@@ -945,23 +953,9 @@ def tiny_mistral3(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     A (h, w)-pixel image gives (h/8) x (w/8) image tokens; ``mistral3_image`` lays them out in rows
     closed by [IMG_BREAK] and the last by [IMG_END], as the processor does.
     """
-    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
 
-    text = MistralConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=1024,
-        sliding_window=sliding_window,
-        pad_token_id=PAD_TOKEN,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
+    text = mistral_text_config(layers, sliding_window)
     config = Mistral3Config(
         vision_config={
             "model_type": "pixtral",
