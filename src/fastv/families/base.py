@@ -88,6 +88,18 @@ class Family:
         types = getattr(text_config, "layer_types", None)
         return bool(self.recurrent_layer_types) and types is not None and types[layer_idx] in self.recurrent_layer_types
 
+    def recurrent_mixer(self, layer: nn.Module) -> nn.Module:
+        """A recurrent layer's token mixer (what replaces attention), for FLOPs counting."""
+        for name in ("linear_attn", "conv", "mamba", "mixer"):
+            if isinstance(getattr(layer, name, None), nn.Module):
+                return getattr(layer, name)
+        raise UnsupportedModelError(f"FastV's {self.name!r} adapter cannot find the mixer of {type(layer).__name__}.")
+
+    def recurrence_macs(self, mixer: nn.Module) -> int:
+        """Multiply-accumulates per token of a recurrent mixer beyond its Linear / Conv1d weights
+        (a short convolution has none; a linear-attention state update has some)."""
+        return 0
+
     def first_attention_layer(self, language_model: nn.Module) -> int | None:
         """The first layer with a KV cache (0 unless the decoder is hybrid): its length is the full sequence's."""
         config = self.text_config(language_model)

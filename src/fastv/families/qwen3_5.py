@@ -31,3 +31,8 @@ class Qwen3_5Family(Family):
         queries = attention.q_norm(packed[..., : attention.head_dim]).transpose(1, 2)
         cos, sin = position_embeddings
         return self.rotary(attention)(queries, queries, cos, sin)[0]
+
+    def recurrence_macs(self, mixer: nn.Module) -> int:
+        """Gated DeltaNet, per value head and token: read the state at the key (``S^T k``), write the
+        delta rule's rank-1 update (``k delta^T``), read out at the query (``S^T q``): 3 state-sized MACs."""
+        return 3 * mixer.num_v_heads * mixer.head_k_dim * mixer.head_v_dim

@@ -22,8 +22,9 @@ def decoder_parameters(t: TextShape, tied_embeddings: bool = False) -> int:
     """Decoder weights of a Llama-style model: embeddings, attention, gated FFN, RMSNorms, lm_head (no biases)."""
     per_layer = t.hidden * (t.q_dim + 2 * t.kv_dim) + t.q_dim * t.hidden + t.ffn_matrices * t.hidden * t.ffn
     per_layer += 2 * t.hidden  # input and post-attention norms
+    layers = sum(layer.params for layer in t.per_layer) if t.per_layer else t.layers * per_layer  # all experts
     head = 0 if tied_embeddings else t.vocab * t.hidden
-    return t.vocab * t.hidden + t.layers * per_layer + t.hidden + head
+    return t.vocab * t.hidden + layers + t.hidden + head
 
 
 def vision_parameters(v: VisionShape | None) -> int:

@@ -13,7 +13,9 @@ attention scores and weighted sum (``2 n^2 q_dim`` each, dense n x n as eager/SD
 causal kernels such as FlashAttention skip about half), and ``ffn_matrices`` FFN matmuls
 (``2 n d m`` each; 3 for SwiGLU). The lm_head is counted for the last position only (what
 ``generate`` computes at prefill); the all-positions figure is reported separately. The vision tower
-and projector are counted separately: FastV does not change them.
+and projector are counted separately: FastV does not change them. Decoders whose layers differ
+(hybrid linear attention, MoE, per-layer head sizes) are counted layer by layer from their modules
+(:mod:`fastv.measure.layers`): a pruned linear-attention layer saves linearly in the dropped tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastv.config import FastVConfig
+from fastv.measure.layers import LayerShape
 from fastv.measure.presets import Layout, Preset, get_preset
 from fastv.measure.shapes import TextShape, VisionShape, text_shape, vision_shape
 
@@ -58,6 +61,47 @@ def layer_flops(t: TextShape, n: int, kv_len: int | None = None, causal: bool = 
     }
 
 
+def attention_pairs(n: int, kv_len: int, causal: bool, window: int | None = None) -> int:
+    """Query-key pairs scored: dense ``n * kv_len``, or causal (and within ``window`` when sliding).
+
+    A decode step's sliding cache holds at most ``window`` keys; a dense prefill scores all pairs
+    and masks those outside the window (as eager attention does).
+    """
+    past = kv_len - n
+    if not causal:
+        return n * (min(kv_len, window) if window is not None and n == 1 else kv_len)
+    if window is None:
+        return n * past + n * (n + 1) // 2
+    first, last = past + 1, past + n  # keys seen by the first and last query, before the window
+    inside = range(first, min(last, window - 1) + 1)  # queries that see fewer than `window` keys
+    return sum(inside) + window * (n - len(inside))
+
+
+def shaped_layer_flops(
+    layer: LayerShape, hidden: int, n: int, kv_len: int | None = None, causal: bool = False
+) -> dict[str, int]:
+    """Exact matmul FLOPs of one layer of a decoder whose layers differ (``TextShape.per_layer``)."""
+    kv_len = n if kv_len is None else kv_len
+    out = {"mixer_proj": 2 * n * layer.mixer_macs, "ffn": 2 * n * layer.ffn_macs}
+    if layer.attends:
+        pairs = attention_pairs(n, kv_len, causal, layer.window)
+        out["attn_scores"] = out["attn_weighted_sum"] = 2 * pairs * layer.q_dim
+    else:
+        out["recurrence"] = 2 * n * layer.recurrence_macs
+    if layer.router_macs:
+        out["router"] = 2 * n * layer.router_macs
+    return out
+
+
+def decoder_layer_flops(
+    t: TextShape, i: int, n: int, kv_len: int | None = None, causal: bool = False
+) -> dict[str, int]:
+    """Layer ``i`` of ``t``: the uniform count, or the per-layer one where layers differ."""
+    if not t.per_layer:
+        return layer_flops(t, n, kv_len, causal)
+    return shaped_layer_flops(t.per_layer[i], t.hidden, n, kv_len, causal)
+
+
 def vision_flops(v: VisionShape, images: int) -> dict[str, int]:
     """Exact matmul FLOPs of the vision tower (all its layers run) and the projector."""
     n = v.tokens
@@ -70,8 +114,19 @@ def vision_flops(v: VisionShape, images: int) -> dict[str, int]:
 
 
 def kv_cache_bytes(t: TextShape, n: int, n_hat: int, k: int, dtype_bytes: int) -> int:
-    """KV cache of one sample: ``2 * bytes * kv_heads * head_dim * (K n + (L-K) n_hat)``."""
-    return 2 * dtype_bytes * t.kv_heads * t.head_dim * (k * n + (t.layers - k) * n_hat)
+    """KV cache of one sample: ``2 * bytes * kv_heads * head_dim * (K n + (L-K) n_hat)``.
+
+    Where layers differ, only attention layers count (a recurrent layer's state has a fixed size that
+    pruning does not change), each with its own key width, a sliding one up to its window.
+    """
+    if not t.per_layer:
+        return 2 * dtype_bytes * t.kv_heads * t.head_dim * (k * n + (t.layers - k) * n_hat)
+    total = 0
+    for i, layer in enumerate(t.per_layer):
+        tokens = n if i < k else n_hat
+        if layer.attends:
+            total += 2 * dtype_bytes * layer.kv_dim * (tokens if layer.window is None else min(tokens, layer.window))
+    return total
 
 
 @dataclass
@@ -234,11 +289,11 @@ def flops(
     base: dict[str, int] = {}
     fast: dict[str, int] = {}
     for n, nh in zip(ns, n_hats, strict=True):
-        for key, val in layer_flops(t, n, causal=causal).items():
-            base[key] = base.get(key, 0) + L * val
-            fast[key] = fast.get(key, 0) + k * val
-        for key, val in layer_flops(t, nh, causal=causal).items():
-            fast[key] += (L - k) * val
+        for i in range(L):
+            for key, val in decoder_layer_flops(t, i, n, causal=causal).items():
+                base[key] = base.get(key, 0) + val
+            for key, val in decoder_layer_flops(t, i, n if i < k else nh, causal=causal).items():
+                fast[key] = fast.get(key, 0) + val
     lm_last = len(ns) * 2 * t.hidden * t.vocab
     base["lm_head_last"] = lm_last
     fast["lm_head_last"] = lm_last
@@ -257,7 +312,7 @@ def flops(
     def decode(ns_: list[int], nhs: list[int]) -> int:
         total = 0
         for n, nh in zip(ns_, nhs, strict=True):
-            total += k * sum(layer_flops(t, 1, n + 1).values()) + (L - k) * sum(layer_flops(t, 1, nh + 1).values())
+            total += sum(sum(decoder_layer_flops(t, i, 1, (n if i < k else nh) + 1).values()) for i in range(L))
             total += 2 * t.hidden * t.vocab
         return total
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fastv.measure.layers import LayerShape, is_heterogeneous, layer_shapes
+
 
 @dataclass(frozen=True)
 class TextShape:
@@ -22,6 +24,19 @@ class TextShape:
     head_dim: int
     vocab: int
     ffn_matrices: int = 3  # SwiGLU: gate, up, down.
+    per_layer: tuple[LayerShape, ...] = ()  # set when layers differ (hybrid, MoE, per-layer heads)
+
+    def layer(self, i: int) -> LayerShape:
+        """Layer ``i``; a uniform decoder's layers are all the same softmax-attention + dense-FFN layer."""
+        if self.per_layer:
+            return self.per_layer[i]
+        return LayerShape(
+            mixer="full_attention",
+            mixer_macs=self.hidden * (2 * self.q_dim + 2 * self.kv_dim),
+            ffn_macs=self.ffn_matrices * self.hidden * self.ffn,
+            q_dim=self.q_dim,
+            kv_dim=self.kv_dim,
+        )
 
     @property
     def q_dim(self) -> int:
@@ -31,8 +46,12 @@ class TextShape:
     def kv_dim(self) -> int:
         return self.kv_heads * self.head_dim
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["per_layer"]
+        if self.per_layer:
+            out["layer_mixers"] = [layer.mixer for layer in self.per_layer]
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,17 +86,24 @@ def _get(cfg: Any, *names: str, default: Any = None) -> Any:
 def text_shape(config: Any) -> TextShape:
     """The decoder shape of any transformers config (VLM configs are unwrapped to their text part)."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    per_layer = layer_shapes(config) if is_heterogeneous(text) else ()
+    # Per-layer attributes of transformers' heterogeneous configs are read from layer 0.
+    first = text.per_layer_config[0] if getattr(text, "is_heterogeneous", False) else text
     hidden = int(_get(text, "hidden_size"))
-    heads = int(_get(text, "num_attention_heads"))
-    head_dim = int(_get(text, "head_dim", default=hidden // heads))
+    heads = int(_get(first, "num_attention_heads"))
+    head_dim = int(_get(first, "head_dim", default=hidden // heads))
+    ffn = _get(first, "intermediate_size")
+    if per_layer:  # the paper's Eq. 5 needs one dense width: the median layer's active FFN
+        ffn = sorted(layer.ffn_macs for layer in per_layer)[len(per_layer) // 2] // (3 * hidden)
     return TextShape(
         layers=int(_get(text, "num_hidden_layers")),
         hidden=hidden,
-        ffn=int(_get(text, "intermediate_size")),
+        ffn=int(ffn),
         heads=heads,
-        kv_heads=int(_get(text, "num_key_value_heads", default=heads)),
+        kv_heads=int(_get(first, "num_key_value_heads", default=heads)),
         head_dim=head_dim,
         vocab=int(_get(text, "vocab_size")),
+        per_layer=per_layer,
     )
 
 

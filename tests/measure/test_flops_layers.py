@@ -1,0 +1,138 @@
+"""FLOPs and KV-cache bytes of decoders whose layers differ (hybrid linear attention, MoE, Gemma 4's
+per-layer head size), against torch's FlopCounterMode on the tiny models' real forward and against
+the bytes a real pruned cache holds."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import fastv
+from fastv.compat import output_cache
+from fastv.measure import flops, kv_cache_bytes, text_shape
+from fastv.measure.flops import attention_pairs
+from fastv.selfcheck.prompts import qwen3_prompt
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_gemma4, tiny_qwen3_5, tiny_qwen3_vl
+
+N = 20  # prompt tokens; more than the tiny Gemma 4's sliding window (8)
+
+
+def _counted(model: nn.Module) -> dict[str, int]:
+    """FlopCounterMode per module of a text-only prefill; experts as a loop of matmuls, which it sees
+    (grouped_mm is invisible to it)."""
+    model.set_experts_implementation("eager")
+    ids = torch.randint(0, 50, (1, N))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(input_ids=ids, logits_to_keep=1)
+    return {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: tiny_gemma4("eager", moe=True), lambda: tiny_qwen3_vl("eager", moe=True)],
+    ids=["gemma4_moe", "qwen3_vl_moe"],
+)
+def test_attention_and_moe_decoders_equal_the_flop_counter(build):
+    """Gemma 4 26B-style (global layers with their own head size and no v_proj, a dense MLP beside a
+    routed expert block) and Qwen3-VL-MoE: every matmul, experts at top-k, router apart."""
+    model = build().model
+    report = flops(model.config, (N, 0, 0))
+    assert report.text.per_layer
+    assert _counted(model)["Global"] == report.exact_llm_baseline
+
+
+def test_gemma4_layers_carry_their_own_head_size_and_window():
+    model = tiny_gemma4("eager", moe=True).model
+    layers = text_shape(model.config).per_layer
+    text = model.config.text_config
+    for layer, kind, per_layer in zip(layers, text.layer_types, text.per_layer_config, strict=True):
+        assert layer.mixer == kind
+        assert layer.q_dim == text.num_attention_heads * per_layer.head_dim
+        assert layer.window == (text.sliding_window if kind == "sliding_attention" else None)
+    assert layers[0].q_dim != layers[1].q_dim  # the tiny config gives global layers a bigger head
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["qwen3_5", "qwen3_5_moe"])
+def test_hybrid_decoder_projections_equal_the_flop_counter(moe):
+    """Qwen3.5: gated attention layers, MoE, and Gated DeltaNet projections are counted exactly. The
+    recurrence itself is a model (3 state-sized MACs per value head and token); the reference kernel's
+    chunked matmuls and padded convolution differ from it, so they are left out on both sides."""
+    model = tiny_qwen3_5("eager", moe=moe).model
+    report = flops(model.config, (N, 0, 0))
+    counted = _counted(model)
+    inside_recurrence = 0
+    for name, value in counted.items():
+        if name.endswith("linear_attn"):
+            children = sum(
+                v for c, v in counted.items() if c.startswith(name + ".") and c.count(".") == name.count(".") + 1
+            )
+            inside_recurrence += value - children
+    lm = model.model.language_model
+    linear = [layer.linear_attn for layer in lm.layers if hasattr(layer, "linear_attn")]
+    conv = sum(2 * N * m.conv1d.weight.numel() for m in linear)
+    expected_recurrence = sum(2 * N * 3 * m.num_v_heads * m.head_k_dim * m.head_v_dim for m in linear)
+    assert report.exact_baseline["recurrence"] == expected_recurrence
+    assert counted["Global"] - inside_recurrence == report.exact_llm_baseline - expected_recurrence - conv
+    gated = lm.layers[1].self_attn
+    assert report.text.per_layer[1].mixer_macs == sum(
+        getattr(gated, p).weight.numel() for p in ("q_proj", "k_proj", "v_proj", "o_proj")
+    )
+
+
+def test_fastv_on_a_hybrid_decoder_saves_only_in_pruned_layers():
+    """Layers before K cost the same; a pruned linear-attention layer costs less, linearly in tokens."""
+    model = tiny_qwen3_5("sdpa").model
+    layout, config = (5, 40, 6), fastv.FastVConfig(k=2, ratio=0.5)
+    report = flops(model.config, layout, config)
+    n, n_hat = report.n[0], report.n_hat[0]
+    assert (n, n_hat) == (51, 31)
+    layer2 = report.text.per_layer[2]
+    assert layer2.mixer == "linear_attention"
+    full = text_shape(model.config)
+    assert report.exact_baseline["recurrence"] == 2 * n * (full.per_layer[0].recurrence_macs + layer2.recurrence_macs)
+    assert (
+        report.exact_fastv["recurrence"]
+        == 2 * n * full.per_layer[0].recurrence_macs + 2 * n_hat * layer2.recurrence_macs
+    )
+    assert 0.5 < report.exact_ratio < 1.0
+
+
+def test_kv_cache_bytes_equal_a_real_pruned_hybrid_cache():
+    """Only attention layers hold keys and values; from K on they hold the kept tokens."""
+    vlm = tiny_qwen3_5("sdpa")
+    inputs = qwen3_prompt(vlm)
+    config = fastv.FastVConfig(k=2, ratio=0.5)
+    fastv.apply(vlm.model, config)
+    try:
+        with torch.no_grad():
+            cache = output_cache(vlm.model(**inputs, use_cache=True))
+    finally:
+        fastv.remove(vlm.model)
+    held = sum(
+        layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+        for layer in cache.layers
+        if hasattr(layer, "keys")
+    )
+    ids = inputs["input_ids"][0]
+    n, image = ids.numel(), int(torch.isin(ids, torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN])).sum())
+    t = text_shape(vlm.model.config)
+    assert held == kv_cache_bytes(t, n, n - config.n_dropped(image), config.k, dtype_bytes=4)
+
+
+@pytest.mark.parametrize(("n", "past", "window"), [(6, 0, 4), (3, 5, 4), (10, 0, 20), (1, 9, 4)])
+def test_causal_sliding_pairs_equal_a_brute_force_count(n, past, window):
+    brute = sum(min(past + i + 1, window) for i in range(n))
+    assert attention_pairs(n, past + n, causal=True, window=window) == brute
+
+
+def test_decoder_parameters_of_a_moe_hybrid_count_every_expert():
+    from fastv.measure.capacity import decoder_parameters
+
+    model = tiny_qwen3_5("sdpa", moe=True).model
+    lm = model.model.language_model
+    real = sum(p.numel() for p in lm.parameters()) + model.lm_head.weight.numel()
+    assert decoder_parameters(text_shape(model.config)) == real
