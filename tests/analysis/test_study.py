@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 
@@ -147,3 +150,42 @@ def test_gemma3_bidirectional_image_block_matches_eager():
     ]
     expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
     assert torch.allclose(result.shares, expected, atol=1e-5)
+
+
+def test_hybrid_decoder_recurrent_layers_have_no_attention_and_attention_layers_match_eager():
+    """Qwen3.5: Gated DeltaNet layers have no attention map (NaN rows, a map there is refused); the
+    gated full-attention layers equal eager ``output_attentions``, which returns only those."""
+    from fastv.analysis.study import _extend
+    from fastv.selfcheck.prompts import qwen3_prompt
+    from fastv.selfcheck.tiny import tiny_qwen3_5
+
+    vlm = tiny_qwen3_5()
+    inputs = qwen3_prompt(vlm, video_grid=None)
+    result = analyze(vlm.model, inputs, max_new_tokens=2, queries="all", map_layers=(3,), map_bins=4)
+    types = vlm.model.config.text_config.layer_types
+    recurrent = [i for i, t in enumerate(types) if t == "linear_attention"]
+    attending = [i for i, t in enumerate(types) if t == "full_attention"]
+    assert recurrent == [0, 2] and attending == [1, 3]
+    assert torch.isnan(result.shares[recurrent]).all()
+    full = _extend(inputs, torch.tensor([inputs["input_ids"][0].tolist() + result.output_ids]))
+    expected, _ = _reference(vlm.model, full, result.classes, result.query_positions)
+    assert torch.allclose(result.shares[attending], expected, atol=1e-5)
+    assert result.maps[3].shape == (4, 4)
+    with pytest.raises(
+        ValueError, match=r"map layers \[2\] are recurrent \('linear_attention'\).*attention layers are \[1, 3\]"
+    ):
+        analyze(vlm.model, inputs, max_new_tokens=0, queries="all", map_layers=(2,))
+
+
+def test_hybrid_study_report_and_plots_skip_recurrent_layers(tmp_path):
+    from fastv.analysis.plots import plot_allocation, plot_efficiency
+    from fastv.analysis.report import StudyReport
+    from fastv.selfcheck.prompts import qwen3_prompt
+    from fastv.selfcheck.tiny import tiny_qwen3_5
+
+    vlm = tiny_qwen3_5()
+    report = StudyReport([analyze(vlm.model, qwen3_prompt(vlm, video_grid=None), max_new_tokens=2)], {})
+    assert [math.isnan(row["alloc_image"]) for row in report.summary()] == [True, False, True, False]
+    json.dumps(report.to_dict(), allow_nan=False)  # the CLI's JSON: recurrent layers are nulls
+    assert plot_allocation(report, tmp_path / "a.png").stat().st_size > 0
+    assert plot_efficiency(report, tmp_path / "e.png").stat().st_size > 0

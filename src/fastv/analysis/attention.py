@@ -37,7 +37,11 @@ def pool_index(n: int, bins: int) -> torch.Tensor:
 
 
 class AttentionProbe:
-    """Pre-hooks on every decoder layer's attention that reduce its attention rows as the forward runs."""
+    """Pre-hooks on every attention layer that reduce its attention rows as the forward runs.
+
+    Recurrent layers of a hybrid decoder (linear attention, short convolutions) have no attention
+    map: they get no hook and no stats.
+    """
 
     def __init__(
         self,
@@ -61,14 +65,15 @@ class AttentionProbe:
         self.map_bins = map_bins
         self.block_bytes = block_bytes
         self.blocks = blocks  # (n,) bidirectional image block per position (-1 elsewhere), or None
-        self.windows = [family.sliding_window(layer, text_config) for layer in self.layers]
+        self.attending = [i for i in range(len(self.layers)) if not family.is_recurrent(i, text_config)]
+        self.windows = {i: family.sliding_window(self.layers[i], text_config) for i in self.attending}
         self.stats: dict[int, LayerStats] = {}
         self._handles: list = []
 
     def __enter__(self) -> AttentionProbe:
-        for idx, layer in enumerate(self.layers):
-            hook = self._hook(idx)
-            self._handles.append(self.family.attention(layer).register_forward_pre_hook(hook, with_kwargs=True))
+        for idx in self.attending:
+            attention = self.family.attention(self.layers[idx])
+            self._handles.append(attention.register_forward_pre_hook(self._hook(idx), with_kwargs=True))
         return self
 
     def __exit__(self, *_) -> None:

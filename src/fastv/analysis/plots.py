@@ -30,16 +30,22 @@ def _present(report: StudyReport) -> list[int]:
     return [i for i in range(len(CLASSES)) if counts[i] > 0]
 
 
+def _attention_layers(table: torch.Tensor) -> tuple[list[int], str]:
+    """Layers that have attention (a hybrid decoder's recurrent layers are all-NaN rows), and a title note."""
+    layers = [i for i in range(table.shape[0]) if not bool(torch.isnan(table[i]).all())]
+    return layers, "" if len(layers) == table.shape[0] else ", attention layers only"
+
+
 def plot_allocation(report: StudyReport, path: str | Path, title: str | None = None) -> Path:
     """Stacked shares per layer: where each layer's attention goes (sums to 1)."""
     plt = _pyplot()
+    layers, note = _attention_layers(report.allocation)
     alloc = report.allocation.numpy()
-    layers = range(alloc.shape[0])
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     present = _present(report)
     ax.stackplot(
         layers,
-        *[alloc[:, i] for i in present],
+        *[alloc[layers, i] for i in present],
         labels=[CLASSES[i] for i in present],
         colors=[COLOURS[CLASSES[i]] for i in present],
         alpha=0.85,
@@ -47,7 +53,7 @@ def plot_allocation(report: StudyReport, path: str | Path, title: str | None = N
     ax.set(
         xlabel="decoder layer", ylabel="attention allocation (share)", ylim=(0, 1), xlim=(0, max(1, alloc.shape[0] - 1))
     )
-    ax.set_title(title or f"Attention allocation per layer ({len(report.samples)} samples)")
+    ax.set_title(title or f"Attention allocation per layer ({len(report.samples)} samples{note})")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     _integer_layers(ax)
     return _save(fig, path)
@@ -62,13 +68,14 @@ def _integer_layers(ax) -> None:
 def plot_efficiency(report: StudyReport, path: str | Path, title: str | None = None) -> Path:
     """Attention per token of each class, log scale: image tokens are the inefficient ones."""
     plt = _pyplot()
+    layers, note = _attention_layers(report.allocation)
     eff = report.efficiency.numpy()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for i in _present(report):
-        ax.plot(range(eff.shape[0]), eff[:, i], marker="o", ms=3, label=CLASSES[i], color=COLOURS[CLASSES[i]])
+        ax.plot(layers, eff[layers, i], marker="o", ms=3, label=CLASSES[i], color=COLOURS[CLASSES[i]])
     ax.set_yscale("log")
     ax.set(xlabel="decoder layer", ylabel="attention efficiency (per token)")
-    ax.set_title(title or f"Attention efficiency per layer ({len(report.samples)} samples)")
+    ax.set_title(title or f"Attention efficiency per layer ({len(report.samples)} samples{note})")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.grid(alpha=0.3, which="both")
     _integer_layers(ax)

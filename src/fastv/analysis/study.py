@@ -57,7 +57,7 @@ class SampleAnalysis:
     output_ids: list[int]
     classes: torch.Tensor  # (n,) class per position
     query_positions: torch.Tensor  # (q,)
-    shares: torch.Tensor  # (layers, q, classes)
+    shares: torch.Tensor  # (layers, q, classes); NaN on a hybrid decoder's recurrent layers (no attention)
     maps: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (bins, bins) pooled map
     output_text: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -160,11 +160,19 @@ def analyze(
     bad = [layer for layer in map_layers if not 0 <= layer < len(layers)]
     if bad:
         raise ValueError(f"map layers {bad} are outside [0, {len(layers) - 1}].")
+    text_config = family.text_config(language_model)
+    recurrent = [i for i in map_layers if family.is_recurrent(i, text_config)]
+    if recurrent:
+        attending = [i for i in range(len(layers)) if not family.is_recurrent(i, text_config)]
+        raise ValueError(
+            f"map layers {recurrent} are recurrent ({text_config.layer_types[recurrent[0]]!r}) layers with no "
+            f"attention map; this decoder's attention layers are {attending}."
+        )
     blocks = family.block_ids(model, full["input_ids"], full) if hasattr(family, "block_ids") else None
     probe = AttentionProbe(
         family,
         layers,
-        family.text_config(language_model),
+        text_config,
         classes,
         len(CLASSES),
         query_positions,
@@ -175,7 +183,8 @@ def analyze(
     )
     with probe, torch.no_grad():
         model(**full, use_cache=False, logits_to_keep=1)
-    shares = torch.stack([probe.stats[i].shares for i in range(len(layers))])
+    no_attention = torch.full((len(query_positions), len(CLASSES)), torch.nan, dtype=torch.float64)
+    shares = torch.stack([probe.stats[i].shares if i in probe.stats else no_attention for i in range(len(layers))])
     maps = {i: probe.stats[i].pooled for i in map_layers}
     text = tokenizer.decode(output_ids, skip_special_tokens=True) if tokenizer is not None and output_ids else None
     return SampleAnalysis(prompt_length, output_ids, classes, query_positions, shares, maps, text)
