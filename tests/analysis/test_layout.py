@@ -365,16 +365,57 @@ def test_every_family_has_a_layout_or_says_it_has_none():
         "cohere2_vision",
         "fast_vlm",
         "gemma4",
-        "glm46v",
-        "glm4v",
-        "glm4v_moe",
         "idefics2",
         "ovis2",
         "perception_lm",
-        "qwen2_5_omni_thinker",
-        "qwen3_5",
-        "qwen3_5_moe",
-        "qwen3_omni_moe_thinker",
-        "qwen3_vl",
-        "qwen3_vl_moe",
     ]
+
+
+@pytest.mark.parametrize(
+    ("model_type", "patch"),
+    [
+        ("qwen3_vl", 16),
+        ("qwen3_vl_moe", 16),
+        ("qwen3_5", 16),
+        ("qwen3_5_moe", 16),
+        ("qwen2_5_omni_thinker", 14),
+        ("qwen3_omni_moe_thinker", 16),
+        ("glm4v", 14),
+        ("glm4v_moe", 14),
+        ("glm46v", 14),
+    ],
+)
+@pytest.mark.parametrize(("size", "marker"), [((64, 128), (40, 8, 72, 40)), ((60, 100), (10, 30, 40, 58))])
+def test_merged_grid_families_place_the_processors_merged_patches(model_type, patch, size, marker):
+    """The real (PIL) image processor resizes to whole merged patches and orders patches (t, h/2, w/2, 2, 2):
+    the four patches of each merged token are consecutive rows of ``pixel_values``."""
+    from types import SimpleNamespace
+
+    from transformers.models.glm4v.image_processing_pil_glm4v import Glm4vImageProcessorPil
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    processor_class = Glm4vImageProcessorPil if model_type.startswith("glm4") else Qwen2VLImageProcessorPil
+    processor = processor_class(
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+        size={"shortest_edge": 32 * 32, "longest_edge": 256 * 256},
+    )
+    inputs = processor(_marked_image(size, marker), return_tensors="pt")
+    patches = inputs["pixel_values"].view(-1, 3, 2, patch, patch)
+    redness = (patches[:, 0] - patches[:, 1]).mean(dim=(1, 2, 3)).view(-1, 4).mean(-1)  # per merged token
+    config = SimpleNamespace(
+        model_type=model_type, vision_config=SimpleNamespace(spatial_merge_size=2, temporal_patch_size=2)
+    )
+    (layout,) = layouts(LayoutRequest(config, [size], processor, inputs=dict(inputs)))
+    assert layout.n_tokens == redness.numel() == int(inputs["image_grid_thw"].prod()) // 4
+    _check_view(layout.views[0], redness, marker)
+
+
+def test_glm4v_video_prompts_have_no_layout():
+    """GLM-4V writes video frames with the image token id: a clear refusal, not misplaced boxes."""
+    from fastv.errors import UnsupportedModelError
+
+    config = type("C", (), {"model_type": "glm4v"})()
+    with pytest.raises(UnsupportedModelError, match="video frames with the image token id"):
+        layouts(LayoutRequest(config, [], video_sizes=[(28, 28)], video_frames=[2]))

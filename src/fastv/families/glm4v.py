@@ -10,7 +10,10 @@ timestamp and frame markers, so ``budget="per_image"`` gives one segment per fra
 
 from __future__ import annotations
 
+from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, VisualLayout
+from fastv.families.qwen_vl import qwen2_vl_layout
 
 
 class Glm4vFamily(Family):
@@ -21,3 +24,13 @@ class Glm4vFamily(Family):
         "Glm4vMoeForConditionalGeneration",
         "Glm46VForConditionalGeneration",
     )
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        """Qwen2-VL's merged-patch grid (14 px patches), for images. Video frames are written with the image
+        token id, so their tokens cannot be told from an image's by id: video prompts get no layout."""
+        if request.video_sizes:
+            raise UnsupportedModelError(
+                "GLM-4V writes video frames with the image token id, so FastV cannot map a video's tokens to "
+                "frame regions; show-keep and analyze pictures cover image-only GLM-4V prompts."
+            )
+        return qwen2_vl_layout(request)

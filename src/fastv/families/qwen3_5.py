@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from fastv.families.base import Family, PositionEmbeddings
+from fastv.families.layout import LayoutRequest, VisualLayout
+from fastv.families.qwen_vl import qwen2_vl_layout
 
 
 class Qwen3_5Family(Family):
@@ -31,6 +33,9 @@ class Qwen3_5Family(Family):
         queries = attention.q_norm(packed[..., : attention.head_dim]).transpose(1, 2)
         cos, sin = position_embeddings
         return self.rotary(attention)(queries, queries, cos, sin)[0]
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        return qwen2_vl_layout(request)
 
     def recurrence_macs(self, mixer: nn.Module) -> int:
         """Gated DeltaNet, per value head and token: read the state at the key (``S^T k``), write the

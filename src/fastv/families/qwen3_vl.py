@@ -18,6 +18,8 @@ from torch import nn
 
 from fastv.core import gather_sequence
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, VisualLayout
+from fastv.families.qwen_vl import qwen2_vl_layout
 
 
 class _Restore:
@@ -37,6 +39,10 @@ class Qwen3VLFamily(Family):
 
     def patch_language_model(self, language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
         return patch_deepstack(language_model, current_plan)
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        """Qwen2-VL's merged-patch grid: the processor resizes without cropping (16 px patches here)."""
+        return qwen2_vl_layout(request)
 
 
 def patch_deepstack(language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, VisualLayout
 from fastv.families.qwen3_vl import patch_deepstack
-from fastv.families.qwen_vl import temporal_segments
+from fastv.families.qwen_vl import qwen2_vl_layout, temporal_segments
 
 
 class QwenOmniFamily(Family):
@@ -51,6 +52,10 @@ class QwenOmniFamily(Family):
             int(model.config.video_token_id),
             temporal_positions(model, input_ids, inputs),
         )
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        """Qwen2-VL's merged-patch grid; a video interleaved with its audio keeps its tokens' frame order."""
+        return qwen2_vl_layout(request)
 
 
 class Qwen3OmniFamily(QwenOmniFamily):
