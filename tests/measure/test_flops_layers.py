@@ -136,3 +136,16 @@ def test_decoder_parameters_of_a_moe_hybrid_count_every_expert():
     lm = model.model.language_model
     real = sum(p.numel() for p in lm.parameters()) + model.lm_head.weight.numel()
     assert decoder_parameters(text_shape(model.config)) == real
+
+
+def test_a_vision_tower_it_cannot_count_reads_n_a_not_zero():
+    from rich.console import Console
+
+    from fastv.measure.render import flops_table
+
+    report = flops(tiny_qwen3_5("sdpa").model.config, (5, 40, 6))
+    assert report.vision == {}
+    console = Console(width=250, record=True)
+    console.print(flops_table([report]))
+    row = next(line for line in console.export_text().splitlines() if "K2 R50" in line)
+    assert row.count("n/a") == 2 and "0.000" not in row

@@ -49,9 +49,9 @@ def flops_table(reports: Iterable[FlopsReport]) -> Table:
             _pct(r.eq5_ratio_all_tokens),
             _pct(paper) if paper is not None else "-",
             _pct(r.exact_ratio),
-            _pct(r.exact_ratio_with_vision),
+            _pct(r.exact_ratio_with_vision) if r.vision else "n/a",  # a vision tower it cannot count
             f"{r.exact_llm_baseline / 1e12:.2f}→{r.exact_llm_fastv / 1e12:.2f}",
-            f"{r.vision_total / 1e12:.3f}",
+            f"{r.vision_total / 1e12:.3f}" if r.vision else "n/a",
             f"{r.kv_cache_bytes_fp16[0] / 2**20:.0f}→{r.kv_cache_bytes_fp16[1] / 2**20:.0f}",
         )
     return table
