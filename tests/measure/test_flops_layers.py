@@ -13,10 +13,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import fastv
 from fastv.compat import output_cache
+from fastv.families import family_for
 from fastv.measure import flops, kv_cache_bytes, text_shape
 from fastv.measure.flops import attention_pairs
 from fastv.selfcheck.prompts import qwen3_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_gemma4, tiny_qwen3_5, tiny_qwen3_vl
+from fastv.selfcheck.tiny import (
+    IMAGE_TOKEN,
+    VIDEO_TOKEN,
+    tiny_gemma4,
+    tiny_lfm2_vl,
+    tiny_minicpmv4_6,
+    tiny_qwen3_5,
+    tiny_qwen3_vl,
+)
 
 N = 20  # prompt tokens; more than the tiny Gemma 4's sliding window (8)
 
@@ -56,31 +65,57 @@ def test_gemma4_layers_carry_their_own_head_size_and_window():
     assert layers[0].q_dim != layers[1].q_dim  # the tiny config gives global layers a bigger head
 
 
-@pytest.mark.parametrize("moe", [False, True], ids=["qwen3_5", "qwen3_5_moe"])
-def test_hybrid_decoder_projections_equal_the_flop_counter(moe):
-    """Qwen3.5: gated attention layers, MoE, and Gated DeltaNet projections are counted exactly. The
-    recurrence itself is a model (3 state-sized MACs per value head and token); the reference kernel's
-    chunked matmuls and padded convolution differ from it, so they are left out on both sides."""
-    model = tiny_qwen3_5("eager", moe=moe).model
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: tiny_qwen3_5("eager"),
+        lambda: tiny_qwen3_5("eager", moe=True),
+        lambda: tiny_minicpmv4_6("eager"),
+        lambda: tiny_lfm2_vl("eager"),
+        lambda: tiny_lfm2_vl("eager", moe=True),
+    ],
+    ids=["qwen3_5", "qwen3_5_moe", "minicpmv4_6", "lfm2_vl", "lfm2_vl_moe"],
+)
+def test_hybrid_decoder_projections_equal_the_flop_counter(build):
+    """Hybrid decoders: attention layers (Qwen3.5's gated queries), MoE, and the recurrent mixers'
+    projections are counted exactly. The recurrent mixers' own convolution and recurrence are left out on
+    both sides: the reference kernels compute a padded convolution and a chunked delta rule, while fastv
+    counts the convolution over the n real positions and models the recurrence (3 state-sized MACs per
+    value head and token, checked by hand here)."""
+    model = build().model
+    family = family_for(model)
+    lm = family.language_model(model)
+    text = family.text_config(lm)
     report = flops(model.config, (N, 0, 0))
     counted = _counted(model)
-    inside_recurrence = 0
-    for name, value in counted.items():
-        if name.endswith("linear_attn"):
-            children = sum(
-                v for c, v in counted.items() if c.startswith(name + ".") and c.count(".") == name.count(".") + 1
-            )
-            inside_recurrence += value - children
-    lm = model.model.language_model
-    linear = [layer.linear_attn for layer in lm.layers if hasattr(layer, "linear_attn")]
-    conv = sum(2 * N * m.conv1d.weight.numel() for m in linear)
-    expected_recurrence = sum(2 * N * 3 * m.num_v_heads * m.head_k_dim * m.head_v_dim for m in linear)
-    assert report.exact_baseline["recurrence"] == expected_recurrence
-    assert counted["Global"] - inside_recurrence == report.exact_llm_baseline - expected_recurrence - conv
+    mixers = {
+        name: module
+        for name, module in model.named_modules()
+        if any(
+            module is family.recurrent_mixer(layer) for i, layer in enumerate(lm.layers) if family.is_recurrent(i, text)
+        )
+    }
+    assert mixers, "the tiny model has recurrent layers"
+    kernel_counted = kernel_formula = recurrence = 0
+    for name, mixer in mixers.items():
+        key = next(k for k in counted if k.endswith(name))
+        linears = [f"{key}.{child}" for child, m in mixer.named_children() if isinstance(m, nn.Linear)]
+        kernel_counted += counted[key] - sum(counted.get(child, 0) for child in linears)
+        kernel_formula += sum(2 * N * m.weight.numel() for m in mixer.modules() if isinstance(m, nn.Conv1d))
+        if hasattr(mixer, "num_v_heads"):
+            recurrence += 2 * N * 3 * mixer.num_v_heads * mixer.head_k_dim * mixer.head_v_dim
+    assert report.exact_baseline["recurrence"] == recurrence
+    decoder = next(v for k, v in counted.items() if k.endswith(".language_model"))  # MiniCPM-V ignores logits_to_keep
+    expected = report.exact_llm_baseline - report.exact_baseline["lm_head_last"] - recurrence - kernel_formula
+    assert decoder - kernel_counted == expected
+
+
+def test_qwen3_5_gated_query_projection_is_counted_whole():
+    lm = tiny_qwen3_5("eager").model.model.language_model
     gated = lm.layers[1].self_attn
-    assert report.text.per_layer[1].mixer_macs == sum(
-        getattr(gated, p).weight.numel() for p in ("q_proj", "k_proj", "v_proj", "o_proj")
-    )
+    shape = text_shape(tiny_qwen3_5("eager").model.config).per_layer[1]
+    assert gated.q_proj.out_features == 2 * shape.q_dim
+    assert shape.mixer_macs == sum(getattr(gated, p).weight.numel() for p in ("q_proj", "k_proj", "v_proj", "o_proj"))
 
 
 def test_fastv_on_a_hybrid_decoder_saves_only_in_pruned_layers():

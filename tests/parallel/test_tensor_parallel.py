@@ -16,8 +16,9 @@ from tests.parallel.tp_worker import RANKS, fastv_results
 
 WORLD = 2
 # transformers itself cannot load these with tp_plan="auto" (so there is nothing for FastV to check):
-# Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24).
-NOT_LOADABLE = {"qwen3_vl_moe"}
+# Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24);
+# Molmo2 has no tp_plan ("`tp_size=2` was requested, but `Molmo2ForConditionalGeneration` has no `tp_plan`").
+NOT_LOADABLE = {"qwen3_vl_moe", "molmo2"}
 FAMILIES = sorted(set(CASES) - NOT_LOADABLE)
 
 
@@ -46,10 +47,13 @@ def test_every_rank_equals_the_single_process_run(runs, family):
     expected, sharded, root = runs
     for rank_id in range(WORLD):
         got = torch.load(root / family / f"rank{rank_id}.pt")
+        # Sharded matmuls sum in another order: the unpruned model's own TP-vs-single difference bounds
+        # what FastV may add (a hybrid decoder's fp32 chunked recurrence reaches about 1e-4 by itself).
+        noise = float((got["unpruned"]["logits"] - expected[family]["unpruned"]["logits"]).abs().max())
         for rank in RANKS:
             want, have = expected[family][rank], got[rank]
             assert have["sharded"] == sharded[family], (family, "tensor parallelism did not shard as planned")
             assert torch.equal(have["kept"], want["kept"]), (family, rank_id, rank)
             diff = float((have["logits"] - want["logits"]).abs().max())
-            assert diff < 1e-4, (family, rank_id, rank, diff)
+            assert diff < max(1e-4, 4 * noise), (family, rank_id, rank, diff, noise)
             assert torch.equal(have["tokens"], want["tokens"]), (family, rank_id, rank)

@@ -22,8 +22,9 @@ RANKS = ("last_token", "mean")
 
 def fastv_results(model, inputs: dict) -> dict:
     """Per ranker: prefill logits, kept positions and 8 greedy tokens of FastV(k=2, R=0.5), and whether the
-    ranking layer's heads were sharded over ranks."""
-    results = {}
+    ranking layer's heads were sharded over ranks; and the unpruned prefill logits (the model's own TP noise)."""
+    with torch.no_grad():
+        results: dict = {"unpruned": {"logits": model(**inputs).logits}}
     for rank in RANKS:
         fastv.apply(model, fastv.FastVConfig(k=2, ratio=0.5, rank=rank))
         sharded = model._fastv_patch.head_group is not None

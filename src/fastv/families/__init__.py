@@ -11,7 +11,9 @@ from fastv.families.fast_vlm import FastVlmFamily
 from fastv.families.gemma3 import Gemma3Family
 from fastv.families.gemma4 import Gemma4Family
 from fastv.families.glm4v import Glm4vFamily
+from fastv.families.hunyuan_vl import HunYuanVLFamily
 from fastv.families.idefics2 import Idefics2Family
+from fastv.families.lfm2_vl import Lfm2VlFamily
 from fastv.families.llava import (
     LlavaFamily,
     LlavaNextFamily,
@@ -20,7 +22,9 @@ from fastv.families.llava import (
     VideoLlavaFamily,
     VipLlavaFamily,
 )
+from fastv.families.minicpmv4_6 import MiniCPMV4_6Family
 from fastv.families.mistral3 import Mistral3Family
+from fastv.families.molmo2 import Molmo2Family
 from fastv.families.ovis2 import Ovis2Family
 from fastv.families.paligemma import PaliGemmaFamily
 from fastv.families.perception_lm import PerceptionLMFamily
@@ -120,6 +124,10 @@ _BUILTIN: tuple[Family, ...] = (
     QwenOmniFamily(),
     Qwen3OmniFamily(),
     Qwen3_5Family(),
+    Lfm2VlFamily(),
+    MiniCPMV4_6Family(),
+    HunYuanVLFamily(),
+    Molmo2Family(),
 )
 for _family in _BUILTIN:
     register_family(_family)

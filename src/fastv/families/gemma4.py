@@ -15,6 +15,11 @@ What differs from Gemma 3 for FastV:
 Refused, with the reason: per-layer embeddings and KV sharing (E2B / E4B), and all-bidirectional
 attention (``use_bidirectional_attention="all"``). Gemma 4 "unified" (``model_type="gemma4_unified"``) is
 listed in ``UNSUPPORTED``: its forward puts image blocks on every layer, past the sliding window.
+
+Layout (show-keep / analyze): the processor resizes each image (and video frame) to whole ``k x k`` blocks
+of patches (``k = pooling_kernel_size``), keeping its aspect ratio, and the vision pooler averages each
+block into one token, row-major; the grid is read from the prompt's patch positions (``image_position_ids``
+/ ``video_position_ids``). A video's frames are separate runs (timestamps and delimiters between them).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import torch
 from torch import nn
 
 from fastv.core.segments import contiguous_runs
-from fastv.errors import UnsupportedModelError
+from fastv.errors import FastVError, UnsupportedModelError
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, View, VisualLayout, grid_boxes, option
 
 # mm_token_type_ids values of visual tokens (0 text, 3 audio): consecutive ones form one bidirectional block.
 _VISION_TYPES = (1, 2)
@@ -92,3 +98,59 @@ class Gemma4Family(Family):
             return rotate(q, cos, sin, unsqueeze_dim=1), rotate(k, cos, sin, unsqueeze_dim=1)
 
         return pair
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        return gemma4_layout(request)
+
+
+# --- which image region each visual token covers (for fastv show-keep / analyze) ---------------------
+
+
+def gemma4_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """One ``rows x cols`` row-major grid of pooled ``k x k`` patch blocks per image / video frame over the
+    whole (resized, aspect-kept) image: ``Gemma4VisionPooler`` numbers block ``(x // k, y // k)`` as
+    ``x // k + (cols) * (y // k)``."""
+    k = int(request.config.vision_config.pooling_kernel_size)
+    out = []
+    images = _grids(request, "image", request.image_sizes, request.image_processor, k)
+    for n, (size, (rows, cols)) in enumerate(zip(request.image_sizes, images, strict=True)):
+        boxes = tuple(grid_boxes(rows, cols, (0.0, 0.0, float(size[1]), float(size[0]))))
+        view = View(f"image {n + 1}", 0, tuple(range(rows * cols)), boxes)
+        out.append(VisualLayout("image", tuple(size), rows * cols, (view,)))
+    frames = request.inputs.get("num_frames_per_video")
+    frames = [int(f) for f in frames] if frames is not None else list(request.video_frames)
+    if len(frames) != len(request.video_sizes):
+        raise FastVError("The Gemma 4 layout needs a frame count for every video (`num_frames_per_video`).")
+    firsts = [sum(frames[:n]) for n in range(len(frames))]  # each video's first row of video_position_ids
+    videos = _grids(request, "video", request.video_sizes, request.video_processor, k, firsts)
+    for n, (size, count, (rows, cols)) in enumerate(zip(request.video_sizes, frames, videos, strict=True)):
+        boxes = tuple(grid_boxes(rows, cols, (0.0, 0.0, float(size[1]), float(size[0]))))
+        per = rows * cols
+        views = tuple(
+            View(f"video {n + 1} frame {f}", f, tuple(range(f * per, (f + 1) * per)), boxes) for f in range(count)
+        )
+        out.append(VisualLayout("video", tuple(size), count * per, views, n_frames=count))
+    return out
+
+
+def _grids(request: LayoutRequest, kind: str, sizes, processor, k: int, rows_of=None) -> list[tuple[int, int]]:
+    """(rows, cols) of pooled tokens per input: from the prompt's patch positions, else the processor's resize."""
+    positions = request.inputs.get(f"{kind}_position_ids")
+    rows_of = list(range(len(sizes))) if rows_of is None else rows_of
+    if positions is not None:
+        out = []
+        for row in rows_of:
+            valid = positions[row][(positions[row] != -1).all(dim=-1)]
+            out.append(((int(valid[:, 1].max()) + 1) // k, (int(valid[:, 0].max()) + 1) // k))
+        return out
+    if sizes and processor is None:
+        raise FastVError(f"The Gemma 4 layout needs `{kind}_position_ids` or the {kind} processor (for the resize).")
+    from transformers.models.gemma4.image_processing_pil_gemma4 import get_aspect_ratio_preserving_size
+
+    out = []
+    for h, w in sizes:
+        patch, soft = int(option(processor, "patch_size")), int(option(processor, "max_soft_tokens"))
+        pool = int(option(processor, "pooling_kernel_size"))
+        th, tw = get_aspect_ratio_preserving_size(int(h), int(w), patch, soft * pool**2, pool)
+        out.append((th // patch // k, tw // patch // k))
+    return out

@@ -168,3 +168,56 @@ def square_view(size: Size, image_processor: Any) -> Box:
 def select_strategy_extra(config: Any) -> int:
     """Vision tokens per tile beyond the patch grid (the CLS token, kept by the "full" strategy)."""
     return 1 if getattr(config, "vision_feature_select_strategy", "default") == "full" else 0
+
+
+def tiled_layouts(
+    request: LayoutRequest,
+    side: int,
+    grids: Sequence[tuple[int, int]],
+    thumbnail_first: bool = False,
+) -> list[VisualLayout]:
+    """Images cut into ``cols x rows`` tiles of the stretched image (row-major) plus a whole-image thumbnail
+    when tiled (after the tiles, or before with ``thumbnail_first``); each tile a ``side x side`` token grid.
+
+    ``grids[n]`` is image n's ``(cols, rows)``.
+    """
+    out = []
+    for n, (size, (cols, rows)) in enumerate(zip(request.image_sizes, grids, strict=True)):
+        h, w = float(size[0]), float(size[1])
+        tiles = [
+            (f"tile {r + 1},{c + 1}", (c * w / cols, r * h / rows, (c + 1) * w / cols, (r + 1) * h / rows))
+            for r in range(rows)
+            for c in range(cols)
+        ]
+        if len(tiles) == 1:
+            regions = [("", (0.0, 0.0, w, h))]
+        else:
+            thumbnail = ("thumbnail", (0.0, 0.0, w, h))
+            regions = [thumbnail, *tiles] if thumbnail_first else [*tiles, thumbnail]
+        views = []
+        for i, (name, region) in enumerate(regions):
+            tokens = tuple(range(i * side * side, (i + 1) * side * side))
+            views.append(View(f"image {n + 1} {name}".strip(), 0, tokens, tuple(grid_boxes(side, side, region))))
+        out.append(VisualLayout("image", (int(size[0]), int(size[1])), len(regions) * side * side, tuple(views)))
+    return out
+
+
+def count_tiles(grids: Sequence[tuple[int, int]]) -> int:
+    """Tiles the processor makes for these ``(cols, rows)`` grids (a thumbnail joins every tiled image)."""
+    return sum(1 if cols * rows == 1 else cols * rows + 1 for cols, rows in grids)
+
+
+def pick_grids(request: LayoutRequest, tiled: Sequence[tuple[int, int]], default: bool) -> list[tuple[int, int]]:
+    """``tiled`` or one tile per image, whichever the prompt's ``pixel_values`` (one row per tile) holds;
+    ``default`` (tiled or not) without them. The call's ``crop_to_patches`` may differ from the processor's."""
+    untiled = [(1, 1)] * len(tiled)
+    pixels = request.inputs.get("pixel_values")
+    if pixels is None:
+        return list(tiled) if default else untiled
+    for grids in (tiled, untiled):
+        if int(pixels.shape[0]) == count_tiles(grids):
+            return list(grids)
+    raise FastVError(
+        f"The prompt's pixel_values hold {int(pixels.shape[0])} tiles, but the image processor's tiling gives "
+        f"{count_tiles(tiled)} (or {len(tiled)} untiled); the layout does not model this processor's settings."
+    )

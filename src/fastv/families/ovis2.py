@@ -5,13 +5,19 @@ adapter ranks and prunes as is.
 The visual indicator tokens around and between tiles (``visual_indicator_token_ids``) get embeddings
 from the same visual table, but they are structure markers, not image content: like LLaVA-NeXT's
 newlines or Pixtral's breaks they are never candidates (only ``image_token_id`` is). Each tile is
-its own run of image tokens, so ``budget="per_image"`` ranks every tile on its own. No token ->
-image-region layout: the processor's tile grid and indicator layout are not modelled here.
+its own run of image tokens, so ``budget="per_image"`` ranks every tile on its own.
+
+Layout (show-keep / analyze): a whole-image thumbnail, then (when the processor tiles) ``cols x rows``
+tiles of the stretched image, row-major; the indicators between them are not image tokens. Each tile's
+tokens are its patch grid merged ``hidden_stride x hidden_stride``, row-major (transformers' padding of a
+patch grid not divisible by the stride pads the wrong axes and fails, so only divisible grids run).
 """
 
 from __future__ import annotations
 
+from fastv.errors import FastVError
 from fastv.families.base import Family
+from fastv.families.layout import LayoutRequest, VisualLayout, option, pick_grids, tiled_layouts
 
 
 class Ovis2Family(Family):
@@ -19,3 +25,34 @@ class Ovis2Family(Family):
     model_types = ("ovis2",)
     model_classes = ("Ovis2ForConditionalGeneration", "Ovis2Model")
     prunable_token_attrs = ("image_token_id",)
+
+    def visual_layouts(self, request: LayoutRequest) -> list[VisualLayout]:
+        return ovis2_layout(request)
+
+
+# --- which image region each visual token covers (for fastv show-keep / analyze) ---------------------
+
+
+def ovis2_layout(request: LayoutRequest) -> list[VisualLayout]:
+    """Thumbnail first, then the tiles; the grid is the image processor's (``Ovis2ImageProcessor.crop_image_to_patches``)."""
+    from transformers.models.ovis2 import image_processing_pil_ovis2 as ovis2
+
+    processor = request.image_processor
+    if processor is None:
+        raise FastVError("The Ovis2 layout needs the image processor (for the tiling).")
+    vision = request.config.vision_config
+    patches = vision.image_size // vision.patch_size
+    side = patches // vision.hidden_stride
+    tile = int(option(option(processor, "size"), "height"))
+    high = int(option(processor, "max_patches") or 1)
+    tiled = []
+    for h, w in request.image_sizes:
+        if high <= 1:
+            tiled.append((1, 1))
+        elif option(processor, "use_covering_area_grid"):
+            tiled.append(tuple(ovis2.get_min_tile_covering_grid((int(h), int(w)), tile, high)))
+        else:
+            low = int(option(processor, "min_patches") or 1)
+            tiled.append(tuple(ovis2.get_optimal_tiled_canvas((int(h), int(w)), (tile, tile), low, high)))
+    grids = pick_grids(request, tiled, default=bool(option(processor, "crop_to_patches")))
+    return tiled_layouts(request, side, grids, thumbnail_first=True)

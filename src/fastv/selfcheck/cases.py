@@ -60,6 +60,22 @@ def _paligemma(attn: str) -> Case:
     return _case(vlm, inputs, positions=prompts.one_based_positions, blocks=prefix)
 
 
+def _hunyuan_vl(attn: str) -> Case:
+    """HunYuan-VL: two images of different sizes; the reference needs the model's own XD-RoPE positions."""
+    vlm = tiny.tiny_hunyuan_vl(attn)
+    inputs = prompts.hunyuan_vl_prompt(vlm, ((4, 6), (4, 4)))
+    return _case(vlm, inputs, positions=prompts.hunyuan_positions(vlm, inputs))
+
+
+def _molmo2(attn: str) -> Case:
+    """Molmo2 on OLMo (q/k norms over the whole projection, post-norm, per-layer rotary): two images, every
+    image-typed token in one bidirectional block."""
+    vlm = tiny.tiny_molmo2(attn, variant="molmo2_o")
+    inputs = prompts.molmo2_prompt(vlm, (((2, 2), (2, 3)), ((2, 1), (1, 2))))
+    blocks = torch.where(inputs["mm_token_type_ids"][0] == 1, 0, -1)
+    return Case(vlm.model, inputs, inputs["input_ids"][0] == tiny.IMAGE_TOKEN, blocks=blocks)
+
+
 def _on(build: Callable[[str], Any], prompt: Callable[..., dict], case=_case, **options) -> Callable[[str], Case]:
     """A case builder: tiny model ``build(attn)``, one ``prompt(vlm, **options)``, wrapped by ``case``."""
 
@@ -114,6 +130,11 @@ CASES: dict[str, Callable[[str], Case]] = {
     # audio, image and video in one prompt: audio tokens are never candidates
     "qwen2_5_omni_thinker": _on(tiny.tiny_qwen2_5_omni, prompts.omni_prompt, _omni_case),
     "qwen3_omni_moe_thinker": _on(tiny.tiny_qwen3_omni, prompts.omni_prompt, _omni_case),
+    # hybrid decoders: LFM2's short-convolution layers 0 and 2 (pruned from 2); MiniCPM-V 4.6's Qwen3.5 decoder
+    "lfm2_vl": _on(tiny.tiny_lfm2_vl, prompts.lfm2_vl_prompt),
+    "minicpmv4_6": _on(tiny.tiny_minicpmv4_6, prompts.minicpmv_prompt, frames=3),
+    "hunyuan_vl": _hunyuan_vl,
+    "molmo2": _molmo2,
 }
 
 

@@ -13,6 +13,7 @@ from fastv.selfcheck.tiny import (
     IMAGE_TOKEN,
     VIDEO_TOKEN,
     TinyGemma4,
+    TinyNaFlexVLM,
     TinyQwenOmni,
     TinyQwenVL,
     TinyVideoVLM,
@@ -406,4 +407,180 @@ def mistral3_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int 
         "attention_mask": torch.ones_like(ids),
         "pixel_values": pixels,
         "image_sizes": torch.tensor(sizes),
+    }
+
+
+def lfm2_vl_prompt(
+    vlm: TinyNaFlexVLM, sizes: tuple[tuple[int, int], ...] = ((4, 6), (8, 4)), seed: int = 0, before: int = 3
+) -> dict:
+    """LFM2-VL: text, then images of ``sizes`` (h, w patches) at their own aspect, one run of tokens each."""
+    ids, _ = mm_prompt(before, [(IMAGE_TOKEN, vlm.tokens(size)) for size in sizes], 5, seed=seed)
+    return {"input_ids": ids[None], "attention_mask": torch.ones_like(ids[None]), **vlm.lfm2_images(list(sizes), seed)}
+
+
+def lfm2_vl_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of ``lfm2_vl_prompt``s, images concatenated in order."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    keys = ("pixel_values", "pixel_attention_mask", "spatial_shapes")
+    return {"input_ids": ids, "attention_mask": mask, **{key: torch.cat([s[key] for s in singles]) for key in keys}}
+
+
+def minicpmv_prompt(
+    vlm: TinyNaFlexVLM,
+    sizes: tuple[tuple[int, int], ...] = ((8, 8), (8, 16)),
+    frames: int = 0,
+    seed: int = 0,
+    before: int = 3,
+) -> dict:
+    """MiniCPM-V 4.6: text, images of ``sizes`` (h, w patches), then a video of ``frames`` 8x8-patch frames,
+    each image and frame its own run of tokens; patches NaViT-packed into one row, as its processor does."""
+    segments = [(IMAGE_TOKEN, vlm.tokens(size)) for size in sizes] + [(VIDEO_TOKEN, vlm.tokens((8, 8)))] * frames
+    ids, _ = mm_prompt(before, segments, 5, seed=seed)
+    inputs = {"input_ids": ids[None], "attention_mask": torch.ones_like(ids[None])}
+    if sizes:
+        inputs["pixel_values"], inputs["target_sizes"] = vlm.packed_patches(list(sizes), seed)
+    if frames:
+        inputs["pixel_values_videos"], inputs["target_sizes_videos"] = vlm.packed_patches([(8, 8)] * frames, seed + 1)
+    return inputs
+
+
+def minicpmv_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of image-only ``minicpmv_prompt``s: every image's patches packed into one row."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    pixels = torch.cat([s["pixel_values"] for s in singles], dim=-1)
+    sizes = torch.cat([s["target_sizes"] for s in singles])
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels, "target_sizes": sizes}
+
+
+# --- HunYuan-VL -----------------------------------------------------------------------------------------
+
+
+def _text_tokens(seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    return lambda n: torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+
+def hunyuan_vl_prompt(vlm, grids: tuple[tuple[int, int], ...] = ((4, 6),), seed: int = 0, before: int = 3) -> dict:
+    """HunYuan-VL: text, then per image of ``grids`` ((h, w) patches) <img_start>, its placeholders (begin,
+    merged rows each with a newline, end), <img_end> and a text token, then text; with the mm_token_type_ids
+    (1 on the placeholders) its processor returns."""
+    from fastv.selfcheck.tiny import HUNYUAN_IMAGE_END, HUNYUAN_IMAGE_START
+
+    text = _text_tokens(seed)
+    ids, patches, thw = text(before), [], []
+    for i, grid in enumerate(grids):
+        pixels, grid_thw, count = vlm.image(grid, seed=seed + i)
+        ids += [HUNYUAN_IMAGE_START] + [IMAGE_TOKEN] * count + [HUNYUAN_IMAGE_END] + text(1)
+        patches.append(pixels)
+        thw.append(grid_thw)
+    ids = torch.tensor(ids + text(4))[None]
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "mm_token_type_ids": (ids == IMAGE_TOKEN).long(),
+        "pixel_values": torch.cat(patches),
+        "image_grid_thw": torch.cat(thw),
+    }
+
+
+def hunyuan_prompt_positions(vlm, inputs: dict) -> torch.Tensor:
+    """(axes, B, n) XD-RoPE ids of a prompt from the model's own ``get_rope_index``."""
+    keys = ("input_ids", "mm_token_type_ids", "image_grid_thw", "attention_mask")
+    return vlm.model.model.get_rope_index(**{key: inputs[key] for key in keys})[0]
+
+
+def hunyuan_positions(vlm, inputs: dict):
+    """positions(n_total): XD-RoPE ids (axes, 1, n_total) of the prompt plus decoded tokens; decoded tokens
+    continue after the last prompt position on every axis, as ``generate`` extends them."""
+    prompt = hunyuan_prompt_positions(vlm, inputs)
+
+    def positions(n_total: int) -> torch.Tensor:
+        tail = prompt[..., -1:] + 1 + torch.arange(n_total - prompt.shape[-1])
+        return torch.cat([prompt, tail], dim=-1)
+
+    return positions
+
+
+def hunyuan_vl_batch(vlm, singles: list[dict]) -> dict:
+    """A left-padded batch of ``hunyuan_vl_prompt``s with explicit ``position_ids``: each row's own, as if
+    alone. (transformers' ``get_rope_index`` numbers images across the whole batch, so without them a row's
+    image-index axis depends on the rows before it, and the unpatched model's batch differs from its
+    single runs.)"""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
+    rows = [hunyuan_prompt_positions(vlm, s)[:, 0] for s in singles]
+    positions = torch.zeros(rows[0].shape[0], len(rows), ids.shape[1], dtype=torch.long)
+    for b, row in enumerate(rows):
+        positions[:, b, ids.shape[1] - row.shape[1] :] = row
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "mm_token_type_ids": types,
+        "position_ids": positions,
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+        "image_grid_thw": torch.cat([s["image_grid_thw"] for s in singles]),
+    }
+
+
+# --- Molmo2 ---------------------------------------------------------------------------------------------
+
+
+def molmo2_prompt(
+    vlm,
+    images: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (((2, 2), (2, 3)),),
+    video: tuple[int, int, int] | None = None,
+    seed: int = 0,
+    before: int = 3,
+) -> dict:
+    """Molmo2: BOS, text, then each image ((low-res rows, cols), (high-res rows, cols)) and a text token, or
+    a ``video`` (frames, rows, cols) with a timestamp token before each frame, then text; the crops of all
+    images concatenated with their pooling indices offset, and the processor's mm_token_type_ids (1 on
+    patches, column tokens and every view / frame marker)."""
+    from fastv.selfcheck.tiny import MOLMO2_COLUMN, MOLMO2_MARKERS
+
+    if images and video:
+        raise ValueError("transformers' Molmo2 takes images or a video per prompt, not both")
+    text = _text_tokens(seed)
+    ids, inputs = [1, *text(before)], {}
+    crops, pooling, grids = [], [], []
+    for i, (low, high) in enumerate(images):
+        image, tokens = vlm.image(low, high, seed=seed + i)
+        offset = sum(c.shape[0] * c.shape[1] for c in crops)
+        crops.append(image["pixel_values"])
+        pooling.append(image["image_token_pooling"] + offset)
+        grids.append(image["image_grids"])
+        ids += tokens + text(1)
+    if images:
+        inputs |= {
+            "pixel_values": torch.cat(crops),
+            "image_token_pooling": torch.cat(pooling),
+            "image_grids": torch.cat(grids),
+        }
+    if video is not None:
+        clip, frames = vlm.video(*video, seed=seed + 100)
+        inputs |= clip
+        for frame in frames:
+            ids += text(1) + frame
+    ids = torch.tensor(ids + text(4))[None]
+    markers = torch.tensor([IMAGE_TOKEN, MOLMO2_COLUMN, *MOLMO2_MARKERS.values()])
+    types = torch.isin(ids, markers).long()
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": types, **inputs}
+
+
+def molmo2_batch(singles: list[dict]) -> dict:
+    """A left-padded batch of image ``molmo2_prompt``s: crops concatenated, each sample's pooling indices
+    offset past the crops before it (as the processor does), grids concatenated, types padded with 0."""
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
+    pooling, offset = [], 0
+    for s in singles:
+        pooling.append(s["image_token_pooling"] + offset)
+        offset += s["pixel_values"].shape[0] * s["pixel_values"].shape[1]
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "mm_token_type_ids": types,
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+        "image_token_pooling": torch.cat(pooling),
+        "image_grids": torch.cat([s["image_grids"] for s in singles]),
     }

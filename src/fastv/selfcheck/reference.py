@@ -7,13 +7,14 @@ the ranking comes from eager ``output_attentions`` of the unpatched model, and t
 run on an explicitly gathered subsequence with explicitly gathered cos/sin.
 
 Per-family differences are spelled out here, not taken from fastv: where the decoder sits, rotary
-embeddings per layer type (Gemma 3), M-RoPE position ids (Qwen-VL), sliding-window layers (a window
-over the sequence each layer actually runs on) and bidirectional image blocks (Gemma 3; Gemma 4: on
-sliding layers only).
+embeddings per layer type (Gemma 3) or per layer (Molmo2), M-RoPE position ids (Qwen-VL),
+sliding-window layers (a window over the sequence each layer actually runs on) and bidirectional
+image blocks (Gemma 3; Gemma 4: on sliding layers only).
 
-Hybrid decoders (Qwen3.5): a recurrent (linear-attention) layer gets no attention mask, and a pruned
-one runs on the gathered kept tokens only, so the dropped tokens are physically absent from its
-recurrence (masking them would still let them decay and write the state).
+Hybrid decoders (Qwen3.5, LFM2): a recurrent (linear-attention or short-convolution) layer gets no
+attention mask, and a pruned one runs on the gathered kept tokens only, so the dropped tokens are
+physically absent from its recurrence (masking them would still let them decay and write the state,
+or stand in a convolution's window as zeros).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _mask(
 
 
 # ``layer_types`` values of layers that mix tokens through a recurrent state, not attention (no mask, no map).
-RECURRENT_LAYER_TYPES = ("linear_attention",)
+RECURRENT_LAYER_TYPES = ("linear_attention", "conv")
 
 
 # Gemma 4's text decoder: image blocks attend bidirectionally on sliding layers only (full layers stay causal),
@@ -113,9 +114,22 @@ def _layer_types(text_config, n_layers: int) -> list[str]:
 
 
 def _rotary(lm, embeds: torch.Tensor, positions: torch.Tensor, layer_type: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if "layer_type" in inspect.signature(lm.rotary_emb.forward).parameters:
-        return lm.rotary_emb(embeds, positions, layer_type)
-    return lm.rotary_emb(embeds, position_ids=positions)
+    rotary = lm.rotary_emb if hasattr(lm, "rotary_emb") else lm.pos_emb  # LFM2-MoE calls it pos_emb
+    if "layer_type" in inspect.signature(rotary.forward).parameters:
+        return rotary(embeds, positions, layer_type)
+    return rotary(embeds, position_ids=positions)
+
+
+def _layer_rotary(lm, embeds: torch.Tensor, positions: torch.Tensor, types: list[str]) -> list[tuple]:
+    """Each layer's cos/sin: by layer type (Gemma 3), or per layer from Molmo2's scaled / unscaled rotary
+    (``rope_types``, its ``rope_scaling_layers``)."""
+    kinds = getattr(lm, "rope_types", None)
+    if kinds is None:
+        by_type = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
+        return [by_type[t] for t in types]
+    modules = {"scaled": lm.rotary_emb, "unscaled": lm.rotary_emb_unscaled}
+    tables = {kind: modules[kind](embeds, position_ids=positions) for kind in set(kinds)}
+    return [tables[kind] for kind in kinds]
 
 
 def reference_logits(
@@ -146,7 +160,7 @@ def reference_logits(
     with_blocks = [not gemma4 or t == "sliding_attention" for t in types]
     extra = {"shared_kv_states": {}} if gemma4 else {}
     with torch.no_grad():
-        rotary = {t: _rotary(lm, embeds, positions, t) for t in set(types)}
+        rotary = _layer_rotary(lm, embeds, positions, types)
         hidden = embeds
 
         def layer_mask(i: int, length: int, layer_blocks: torch.Tensor | None) -> torch.Tensor | None:
@@ -156,18 +170,23 @@ def reference_logits(
 
         for i, layer in enumerate(lm.layers[:k]):
             mask = layer_mask(i, n, blocks)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[types[i]], **extra)
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary[i], **extra)
             hidden = _add_deepstack(hidden, torch.arange(n, device=device), i, deepstack)
         hidden = hidden[:, kept]
         kept_blocks = None if blocks is None else blocks[kept]
         for i, layer in enumerate(lm.layers[k:], start=k):
-            cos, sin = rotary[types[i]]
+            cos, sin = rotary[i]
             mask = layer_mask(i, len(kept), kept_blocks)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]), **extra)
             hidden = _add_deepstack(hidden, kept, i, deepstack)
-        logits = model.lm_head(lm.norm(hidden))
+        logits = model.lm_head(final_norm(lm)(hidden))
         cap = _final_softcap(model.config, config)
         return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+def final_norm(lm) -> torch.nn.Module:
+    """The decoder's last norm (``norm``; LFM2 calls it ``embedding_norm`` and applies it after the layers)."""
+    return lm.norm if hasattr(lm, "norm") else lm.embedding_norm
 
 
 def _final_softcap(outer_config, text_config) -> float | None:

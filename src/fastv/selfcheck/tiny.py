@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from transformers import (
@@ -58,6 +62,25 @@ def vision_config(image_size: int = 16, patch_size: int = 4) -> CLIPVisionConfig
     )
 
 
+Built = TypeVar("Built")
+
+
+def _seeded(build: Callable[..., Built]) -> Callable[..., Built]:
+    """Seed the global RNG with the builder's ``seed`` before it constructs the model: parameters the
+    constructor draws and ``_finish`` does not redraw (conv patch embeddings, class embeddings, fused
+    experts) are then the same on every build, so the doctor and the tests see one model per seed."""
+    signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs) -> Built:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        torch.manual_seed(bound.arguments["seed"])
+        return build(*args, **kwargs)
+
+    return wrapper
+
+
 def _finish(model: torch.nn.Module, attn_implementation: str, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     model.apply(_scaled_init)
@@ -73,6 +96,7 @@ def _scaled_init(module: torch.nn.Module) -> None:
             torch.nn.init.zeros_(module.bias)
 
 
+@_seeded
 def tiny_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     config = LlavaConfig(
         vision_config=vision_config(),
@@ -86,6 +110,7 @@ def tiny_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=16, image_size=16)
 
 
+@_seeded
 def tiny_llava_next(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     config = LlavaNextConfig(
         vision_config=vision_config(),
@@ -189,6 +214,7 @@ def _grid_vlm(name: str, attn_implementation: str, seed: int, **config) -> TinyQ
     return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 2 * 4 * 4, merge=2)
 
 
+@_seeded
 def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
     return _grid_vlm(
         "Qwen2VL",
@@ -208,6 +234,7 @@ def tiny_qwen2_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     )
 
 
+@_seeded
 def tiny_qwen2_5_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, **text) -> TinyQwenVL:
     return _grid_vlm(
         "Qwen2_5_VL",
@@ -247,6 +274,7 @@ _QWEN3_VISION = {
 }
 
 
+@_seeded
 def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
     """Qwen3-VL (or Qwen3-VL-MoE: 4 experts, 2 per token): interleaved M-RoPE, q/k norms, DeepStack features
     added after decoder layers 0-2."""
@@ -264,6 +292,7 @@ def tiny_qwen3_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     )
 
 
+@_seeded
 def tiny_qwen3_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, moe: bool = False) -> TinyQwenVL:
     """Qwen3.5 (or Qwen3.5-MoE: 4 experts, 2 per token, a gated shared expert): a hybrid decoder alternating
     Gated DeltaNet linear-attention and gated full-attention layers (so k=2 ranks with full layer 1 and prunes
@@ -298,6 +327,7 @@ def tiny_qwen3_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int =
     )
 
 
+@_seeded
 def tiny_glm4v(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "glm4v") -> TinyQwenVL:
     """GLM-4.1V (``glm4v``), GLM-4.5V (``glm4v_moe``: 4 routed experts after one dense layer) or GLM-4.6V
     (``glm46v``): partial M-RoPE (half of each head rotated), q/k/v biases."""
@@ -388,6 +418,7 @@ class TinyVideoVLM(TinyVLM):
         return frames * self.video_tokens_per_frame + self.video_extra_tokens
 
 
+@_seeded
 def tiny_video_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
     from transformers import VideoLlavaConfig, VideoLlavaForConditionalGeneration
 
@@ -407,6 +438,7 @@ def tiny_video_llava(attn_implementation: str = "sdpa", layers: int = 4, seed: i
     )
 
 
+@_seeded
 def tiny_llava_next_video(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
     from transformers import LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration
 
@@ -448,6 +480,7 @@ def qwen2_text_config(layers: int = 4, sliding_window: int | None = None, window
     )
 
 
+@_seeded
 def tiny_llava_onevision(
     attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int | None = None
 ) -> TinyVideoVLM:
@@ -477,6 +510,7 @@ def tiny_llava_onevision(
 # --- Gemma 3 --------------------------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_gemma3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int = 8) -> TinyVLM:
     """Gemma 3: sliding / full layer types with their own rotary bases, q/k norms, query_pre_attn_scalar
     (not head_dim), 4 tokens per image attending to each other bidirectionally."""
@@ -579,6 +613,7 @@ def gemma4_text_kwargs(layers: int = 4, sliding_window: int = 8) -> dict:
     }
 
 
+@_seeded
 def tiny_gemma4(
     attn_implementation: str = "sdpa",
     layers: int = 4,
@@ -625,6 +660,7 @@ def tiny_gemma4(
 # --- InternVL, Idefics3 / SmolVLM, Mistral 3 -----------------------------------------------------------
 
 
+@_seeded
 def tiny_internvl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     """InternVL with a Qwen2 decoder: each 16x16 tile gives (16/4)^2 * 0.5^2 = 4 image tokens."""
     from transformers import InternVLConfig, InternVLForConditionalGeneration
@@ -648,6 +684,7 @@ def tiny_internvl(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
 
 
+@_seeded
 def tiny_idefics3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, smolvlm: bool = False) -> TinyVLM:
     """Idefics3 (or SmolVLM) with a Llama decoder: a 16x16 image gives (16/4)^2 / 2^2 = 4 image tokens."""
     if smolvlm:
@@ -678,6 +715,7 @@ def tiny_idefics3(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
 # --- VipLLaVA ------------------------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_vipllava(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     """VipLLaVA: LLaVA whose projector reads the CLS-stripped features of several vision layers, concatenated."""
     from transformers import VipLlavaConfig, VipLlavaForConditionalGeneration
@@ -696,6 +734,7 @@ def tiny_vipllava(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
 # --- FastVLM --------------------------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_fast_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     """FastVLM: LLaVA's layout around a Qwen2 decoder, fed a vision tower's flattened (B, C, h, w) feature map.
 
@@ -729,6 +768,7 @@ def tiny_fast_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
 # --- PerceptionLM ---------------------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_perception_lm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVideoVLM:
     """PerceptionLM: images (one tile each here) and video frames through one tower, CLS dropped, 2x2
     average-pooled by the projector, into a Llama decoder: 4 tokens per 16x16 image or frame.
@@ -788,6 +828,7 @@ def _siglip(image_size: int = 16, patch_size: int = 4) -> dict:
     }
 
 
+@_seeded
 def tiny_cohere_vlm(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "aya_vision"):
     """Aya Vision (``aya_vision``) or Command A Vision (``cohere2_vision``): SigLIP features of a 16x16 tile,
     pixel-shuffled 2x2 into 4 image tokens, and a Cohere2 decoder (``cohere2_text_config``)."""
@@ -832,6 +873,7 @@ def mistral_text_config(layers: int, sliding_window: int | None):
 # --- Idefics2 -------------------------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     """Idefics2: SigLIP-style patches resampled by a perceiver into 4 latent image tokens per image, and a
     Mistral decoder (window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
@@ -866,6 +908,7 @@ def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int 
 # --- PaliGemma / PaliGemma 2 ---------------------------------------------------------------------------
 
 
+@_seeded
 def tiny_paligemma(
     attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, gemma2: bool = False, sliding_window: int = 64
 ) -> TinyVLM:
@@ -914,6 +957,7 @@ def tiny_paligemma(
 OVIS2_INDICATORS = (122, 123, 124, 125, 126)  # visual indicator ids (image / tile delimiters), text-side tokens
 
 
+@_seeded
 def tiny_ovis2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
     """Ovis2: each 16x16 image's 16 patches merged 2x2 (``hidden_stride``) into 4 probabilistic visual
     tokens (softmax over a 64-entry visual vocabulary, embedded by a table), a Qwen2 decoder, and 5
@@ -947,6 +991,7 @@ IMAGE_BREAK_TOKEN = 124  # Pixtral's [IMG_BREAK] / [IMG_END]: text tokens betwee
 IMAGE_END_TOKEN = 125
 
 
+@_seeded
 def tiny_mistral3(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int | None = 12):
     """Mistral 3 (Pixtral vision tower, Mistral decoder whose window applies to every layer).
 
@@ -1028,6 +1073,7 @@ def _omni(name: str, attn_implementation: str, seed: int, **config) -> TinyQwenO
     return TinyQwenOmni(vlm.model, vlm.patch_dim, vlm.merge)
 
 
+@_seeded
 def tiny_qwen2_5_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenOmni:
     """The Qwen2.5-Omni thinker: Qwen2.5-VL's decoder, vision tower and M-RoPE, plus a Whisper-style audio
     tower (a clip of f mel frames gives ((f - 1) // 2 + 1 - 2) // 2 + 1 audio tokens)."""
@@ -1041,6 +1087,7 @@ def tiny_qwen2_5_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: 
     )
 
 
+@_seeded
 def tiny_qwen3_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenOmni:
     """The Qwen3-Omni-MoE thinker (4 experts, 2 per token): Qwen3-VL's q/k norms, interleaved M-RoPE and
     DeepStack (features added after decoder layers 0-2), plus a conv-downsampling audio tower."""
@@ -1056,3 +1103,324 @@ def tiny_qwen3_omni(attn_implementation: str = "sdpa", layers: int = 4, seed: in
         vision_config=dict(_QWEN3_VISION),
         audio_config=_omni_audio(downsample_hidden_size=8),
     )
+
+
+# --- LFM2-VL (hybrid short-convolution decoder) ----------------------------------------------------------
+
+LFM2_LAYER_TYPES = ("conv", "full_attention", "conv", "full_attention")
+
+
+@dataclass
+class TinyNaFlexVLM:
+    """A tiny VLM fed patch rows of images at their own (h, w) in patches: LFM2-VL's SigLIP2 NaFlex tower
+    (patches padded to ``max_patches`` per image) or MiniCPM-V 4.6's packed NaViT tower (one row of patches)."""
+
+    model: torch.nn.Module
+    patch: int  # pixels per patch side
+    tokens_per_patch_block: int  # patches per image token (LFM2-VL: 2x2 unshuffle; MiniCPM-V: two 2x2 merges)
+    max_patches: int = 64
+
+    def tokens(self, size: tuple[int, int]) -> int:
+        return size[0] * size[1] // self.tokens_per_patch_block
+
+    def lfm2_images(self, sizes: list[tuple[int, int]], seed: int = 0) -> dict:
+        """pixel_values (images, max_patches, 3*p*p), their pixel_attention_mask and spatial_shapes."""
+        generator = torch.Generator().manual_seed(seed)
+        pixels = torch.randn(len(sizes), self.max_patches, 3 * self.patch**2, generator=generator)
+        mask = torch.zeros(len(sizes), self.max_patches, dtype=torch.long)
+        for row, (h, w) in enumerate(sizes):
+            mask[row, : h * w] = 1
+        pixels = pixels * mask[..., None]
+        return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": torch.tensor(sizes)}
+
+    def packed_patches(self, sizes: list[tuple[int, int]], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """MiniCPM-V's NaViT packing: every image's patches side by side, (1, 3, p, p * patches), and the sizes."""
+        generator = torch.Generator().manual_seed(seed)
+        n = sum(h * w for h, w in sizes)
+        return torch.randn(1, 3, self.patch, self.patch * n, generator=generator), torch.tensor(sizes)
+
+
+@_seeded
+def tiny_lfm2_vl(
+    attn_implementation: str = "sdpa",
+    seed: int = 0,
+    moe: bool = False,
+    layer_types: tuple[str, ...] = LFM2_LAYER_TYPES,
+) -> TinyNaFlexVLM:
+    """LFM2-VL: SigLIP2 NaFlex patches, 2x2 pixel-unshuffled into one image token each, and an LFM2 decoder
+    (or LFM2-MoE: 4 experts, 2 per token, after one dense layer) mixing gated short-convolution layers
+    (kernel 3) and full-attention layers per ``layer_types`` (by default conv / full alternating, so k=2
+    ranks with full layer 1 and prunes a conv and a full layer)."""
+    from transformers import Lfm2VlConfig, Lfm2VlForConditionalGeneration
+
+    text = {
+        "model_type": "lfm2_moe" if moe else "lfm2",
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": len(layer_types),
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        "layer_types": list(layer_types),
+        "conv_L_cache": 3,
+        "pad_token_id": PAD_TOKEN,
+        "tie_word_embeddings": False,
+    }
+    if moe:
+        text |= {"num_dense_layers": 1, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
+    else:
+        text["block_auto_adjust_ff_dim"] = False
+    config = Lfm2VlConfig(
+        vision_config={
+            "model_type": "siglip2_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_patches": 64,
+            "patch_size": 4,
+        },
+        text_config=text,
+        image_token_id=IMAGE_TOKEN,
+        projector_hidden_size=32,
+        downsample_factor=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)  # the short convolutions' and experts' weights are drawn at construction
+    model = Lfm2VlForConditionalGeneration(config)
+    return TinyNaFlexVLM(_finish(model, attn_implementation, seed), patch=4, tokens_per_patch_block=4)
+
+
+# --- MiniCPM-V 4.6 (Qwen3.5 hybrid decoder) --------------------------------------------------------------
+
+
+@_seeded
+def tiny_minicpmv4_6(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyNaFlexVLM:
+    """MiniCPM-V 4.6: a NaViT vision tower whose window-attention merger (after block 0) and final merger each
+    merge 2x2 patches (an (h, w)-patch image gives h * w / 16 tokens), and Qwen3.5's hybrid text decoder
+    (Gated DeltaNet / gated full attention alternating) with plain 1-D positions."""
+    from transformers import MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration
+
+    text = _qwen_text_kwargs(layers)
+    text |= {
+        "model_type": "qwen3_5_text",
+        "head_dim": 16,
+        "layer_types": ["linear_attention", "full_attention"] * (layers // 2) + ["linear_attention"] * (layers % 2),
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 8,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "tie_word_embeddings": False,
+    }
+    text["rope_parameters"] = {
+        **text["rope_parameters"],
+        "mrope_section": [2, 1, 1],
+        "mrope_interleaved": True,
+        "partial_rotary_factor": 0.5,
+    }
+    config = MiniCPMV4_6Config(
+        text_config=text,
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 4,
+        },
+        insert_layer_id=0,
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)  # A_log, conv1d and the vision merger's block-diagonal init are drawn at construction
+    model = MiniCPMV4_6ForConditionalGeneration(config)
+    return TinyNaFlexVLM(_finish(model, attn_implementation, seed), patch=4, tokens_per_patch_block=16)
+
+
+# --- HunYuan-VL -----------------------------------------------------------------------------------------
+
+HUNYUAN_IMAGE_START, HUNYUAN_IMAGE_END = 122, 123  # <img_start> / <img_end>: text tokens around each image
+
+
+@dataclass
+class TinyHunYuanVL:
+    """A tiny HunYuan-VL and helpers to make one image's flattened patches and grid."""
+
+    model: torch.nn.Module
+    patch: int  # pixels per patch side
+    merge: int  # spatial merge size
+
+    def image(self, grid: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Flattened patches, grid_thw (1, 3) and placeholder count of one image of ``grid`` (h, w) patches:
+        a begin row, each merged grid row plus a newline row, an end row."""
+        h, w = grid
+        generator = torch.Generator().manual_seed(seed)
+        patches = torch.randn(h * w, 3 * self.patch * self.patch, generator=generator)
+        return patches, torch.tensor([[1, h, w]]), (h // self.merge) * (w // self.merge + 1) + 2
+
+
+@_seeded
+def tiny_hunyuan_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyHunYuanVL:
+    """HunYuan-VL: a HunYuan dense decoder with 4-axis XD-RoPE (position, width, height, image index),
+    queries and keys rotated before their per-head RMS norms; a ViT whose patch merger adds begin, end
+    and per-row newline features around each image's merged 2x2 patches."""
+    from transformers import HunYuanVLConfig, HunYuanVLForConditionalGeneration
+
+    text = {
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 1024,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2, 2]},
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "patch_size": 4,
+        "spatial_merge_size": 2,
+        "max_image_size": 32,
+    }
+    config = HunYuanVLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=IMAGE_TOKEN,
+        im_start_id=HUNYUAN_IMAGE_START,
+        im_end_id=HUNYUAN_IMAGE_END,
+        im_newline_id=124,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)  # the merger's begin / end / newline rows are drawn at construction
+    model = HunYuanVLForConditionalGeneration(config)
+    return TinyHunYuanVL(_finish(model, attn_implementation, seed), patch=4, merge=2)
+
+
+# --- Molmo2 ---------------------------------------------------------------------------------------------
+
+MOLMO2_MARKERS = {  # config attribute -> tiny token id (text tokens around image views and video frames)
+    "image_start_token_id": 122,
+    "image_end_token_id": 123,
+    "low_res_image_start_token_id": 124,
+    "frame_start_token_id": 125,
+    "frame_end_token_id": 126,
+}
+MOLMO2_COLUMN = 127  # <im_col>, closing each row of patches in an image view (not in the config)
+
+
+@dataclass
+class TinyMolmo2:
+    """A tiny Molmo2 and helpers to make the processor's crops, pooling indices, grids and token layout.
+
+    Every crop is 16x16 pixels, 4x4 patches of 4 pixels; every visual token pools 4 patches.
+    """
+
+    model: torch.nn.Module
+    patches_per_crop: int = 16
+    patch_dim: int = 3 * 4 * 4
+
+    def image(self, low: tuple[int, int], high: tuple[int, int], seed: int = 0) -> tuple[dict, list[int]]:
+        """One image: a low-res view of ``low`` (rows, cols) tokens pooled from crop 0 and a high-res view of
+        ``high`` tokens pooled from the next crops; its inputs and token ids (views closed by <im_end>,
+        rows closed by <im_col>)."""
+        (rh, rw), (h, w) = low, high
+        assert rh * rw * 4 <= self.patches_per_crop
+        crops = 1 + -(-h * w * 4 // self.patches_per_crop)
+        pooling = torch.cat([torch.arange(rh * rw * 4), self.patches_per_crop + torch.arange(h * w * 4)]).view(-1, 4)
+        generator = torch.Generator().manual_seed(seed)
+        inputs = {
+            "pixel_values": torch.randn(crops, self.patches_per_crop, self.patch_dim, generator=generator),
+            "image_token_pooling": pooling,
+            "image_grids": torch.tensor([[rh, rw, h, w]]),
+        }
+        m = MOLMO2_MARKERS
+        ids = [m["low_res_image_start_token_id"]] + ([IMAGE_TOKEN] * rw + [MOLMO2_COLUMN]) * rh
+        ids += [m["image_end_token_id"], m["image_start_token_id"]] + ([IMAGE_TOKEN] * w + [MOLMO2_COLUMN]) * h
+        return inputs, [*ids, m["image_end_token_id"]]
+
+    def video(self, frames: int, rows: int, cols: int, seed: int = 0) -> tuple[dict, list[list[int]]]:
+        """One video of ``frames`` frames of (rows, cols) tokens (each pooled from its own frame); its inputs
+        and each frame's token ids (<frame_start>, patches, <frame_end>; no column tokens)."""
+        assert rows * cols * 4 <= self.patches_per_crop
+        pooling = torch.stack(
+            [self.patches_per_crop * f + 4 * t + torch.arange(4) for f in range(frames) for t in range(rows * cols)]
+        )
+        generator = torch.Generator().manual_seed(seed)
+        inputs = {
+            "pixel_values_videos": torch.randn(frames, self.patches_per_crop, self.patch_dim, generator=generator),
+            "video_token_pooling": pooling,
+            "video_grids": torch.tensor([[frames, rows, cols]]),
+        }
+        m = MOLMO2_MARKERS
+        frame = [m["frame_start_token_id"]] + [IMAGE_TOKEN] * (rows * cols) + [m["frame_end_token_id"]]
+        return inputs, [list(frame) for _ in range(frames)]
+
+
+@_seeded
+def tiny_molmo2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, variant: str = "molmo2"):
+    """Molmo2 as on Qwen3 (``variant="molmo2"``: per-head q/k norms, pre-norm layers) or on OLMo
+    (``"molmo2_o"``: q/k norms over the whole projection, post-norm layers, scaled RoPE on layers 1 and 3
+    only); a ViT whose features of two layers are pooled (4 patches per token) by a cross-attention adapter."""
+    from transformers import Molmo2Config, Molmo2ForConditionalGeneration
+
+    text = {
+        "vocab_size": VOCAB,
+        "additional_vocab_size": 0,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 1024,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "qk_norm_type": "qwen3",
+        "pad_token_id": PAD_TOKEN,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    if variant == "molmo2_o":
+        text |= {
+            "qk_norm_type": "olmo",
+            "norm_after": True,
+            "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0},
+            "rope_scaling_layers": [i for i in range(layers) if i % 2],
+        }
+    config = Molmo2Config(
+        text_config=text,
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "patch_size": 4,
+            "image_size": [16, 16],
+        },
+        adapter_config={
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "intermediate_size": 64,
+            "text_hidden_size": 64,
+            "vision_feature_layer": [-1, 0],
+        },
+        image_patch_id=IMAGE_TOKEN,
+        **MOLMO2_MARKERS,
+    )
+    torch.manual_seed(seed)  # the ViT's positional embedding is drawn at construction
+    model = Molmo2ForConditionalGeneration(config)
+    return TinyMolmo2(_finish(model, attn_implementation, seed))
