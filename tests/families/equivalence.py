@@ -88,3 +88,47 @@ def assert_deepstack_matters(model, inputs: dict, positions: PositionFn) -> None
     with_rows = reference_logits(model, embeds, kept, 1, at, deepstack=deepstack)
     without = reference_logits(model, embeds, kept, 1, at)
     assert (logits - with_rows).abs().max() < TOLERANCE < (logits - without).abs().max()
+
+
+def prefill_with_fastv(model, inputs: dict, config: fastv.FastVConfig):
+    """One FastV prefill: the model's output and the first sample's kept positions (FastV removed after)."""
+    fastv.apply(model, config)
+    try:
+        with torch.no_grad():
+            out = model(**inputs)
+        return out, fastv.last_keep(model)[0]
+    finally:
+        fastv.remove(model)
+
+
+def assert_adapter_queries_are_the_models(model, attention, inputs: dict, monkeypatch) -> None:
+    """The family adapter's ranking queries equal the rotated queries ``attention`` itself computes (its
+    module's ``apply_rotary_pos_emb``, first call after this layer starts); the keys are checked at every
+    first prefill by FastV itself."""
+    import sys
+
+    from fastv.families import family_for
+
+    module = sys.modules[type(attention).__module__]
+    rotary, seen = module.apply_rotary_pos_emb, {}
+
+    def record_inputs(_module, _args, kwargs):
+        seen.setdefault("inputs", (kwargs["hidden_states"], kwargs["position_embeddings"]))
+
+    def record_queries(q, k, cos, sin, *args, **kwargs):
+        out = rotary(q, k, cos, sin, *args, **kwargs)
+        if "inputs" in seen:
+            seen.setdefault("queries", out[0])
+        return out
+
+    handle = attention.register_forward_pre_hook(record_inputs, with_kwargs=True)
+    monkeypatch.setattr(module, "apply_rotary_pos_emb", record_queries)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        handle.remove()
+    hidden, position_embeddings = seen["inputs"]
+    with torch.no_grad():
+        queries = family_for(model).queries(attention, hidden, position_embeddings)
+    torch.testing.assert_close(queries, seen["queries"], rtol=0, atol=1e-6)

@@ -19,6 +19,7 @@ from tests.families.equivalence import (
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
+    prefill_with_fastv,
 )
 from tests.families.rankers import check_every_ranker
 
@@ -36,16 +37,6 @@ def _prompt(vlm, seed: int = 0) -> dict:
 
 def _prunable(inputs: dict) -> torch.Tensor:
     return inputs["input_ids"][0] == IMAGE_TOKEN
-
-
-def _prefill(model, inputs: dict, config: fastv.FastVConfig):
-    fastv.apply(model, config)
-    try:
-        with torch.no_grad():
-            out = model(**inputs)
-        return out, fastv.last_keep(model)[0]
-    finally:
-        fastv.remove(model)
 
 
 def test_tiny_model_has_xd_rope_and_norms_after_the_rotary(hunyuan):
@@ -78,7 +69,7 @@ def test_xd_rope_positions_matter(hunyuan):
     inputs = _prompt(hunyuan)
     n = inputs["input_ids"].shape[1]
     embeds, _ = decoder_inputs(hunyuan.model, **inputs)
-    out, kept = _prefill(hunyuan.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
+    out, kept = prefill_with_fastv(hunyuan.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     right = reference_logits(hunyuan.model, embeds, kept, 2, hunyuan_positions(hunyuan, inputs)(n))
     flat = reference_logits(hunyuan.model, embeds, kept, 2, torch.arange(n)[None])
     assert (out.logits - right).abs().max() < TOLERANCE < (out.logits - flat).abs().max()
@@ -122,7 +113,7 @@ def test_an_adapter_that_normalises_before_rotating_is_refused(hunyuan, monkeypa
 
     monkeypatch.setattr(family, "keys", norm_then_rotate)
     with pytest.raises(FastVError, match="'hunyuan_vl' adapter rebuilds layer 1's keys differently"):
-        _prefill(hunyuan.model, _prompt(hunyuan), fastv.FastVConfig(k=2, ratio=0.5))
+        prefill_with_fastv(hunyuan.model, _prompt(hunyuan), fastv.FastVConfig(k=2, ratio=0.5))
     assert not fastv.is_applied(hunyuan.model)
 
 
@@ -132,7 +123,7 @@ def test_image_markers_are_never_dropped(hunyuan):
     ids = inputs["input_ids"][0]
     markers = torch.isin(ids, torch.tensor([HUNYUAN_IMAGE_START, HUNYUAN_IMAGE_END]))
     assert int(markers.sum()) == 2 * len(GRIDS)
-    _, kept = _prefill(hunyuan.model, inputs, fastv.FastVConfig(k=2, keep=1))
+    _, kept = prefill_with_fastv(hunyuan.model, inputs, fastv.FastVConfig(k=2, keep=1))
     assert set(markers.nonzero().squeeze(1).tolist()) <= set(kept.tolist())
     assert kept.numel() == ids.numel() - int(_prunable(inputs).sum()) + 1
 

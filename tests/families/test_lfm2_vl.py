@@ -8,24 +8,23 @@ k-1 must be a full-attention layer.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
 import fastv
 from fastv.compat import output_cache
 from fastv.errors import FastVError
-from fastv.families import family_for
 from fastv.selfcheck.prompts import image_runs, lfm2_vl_batch, lfm2_vl_prompt
 from fastv.selfcheck.reference import decoder_inputs, final_norm, language_model, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_lfm2_vl
 from tests.families.equivalence import (
     TOLERANCE,
+    assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
+    prefill_with_fastv,
 )
 from tests.families.rankers import check_every_ranker
 
@@ -39,16 +38,6 @@ def lfm2(request):
 
 def _prunable(inputs: dict) -> torch.Tensor:
     return inputs["input_ids"][0] == IMAGE_TOKEN
-
-
-def _prefill(model, inputs: dict, config: fastv.FastVConfig):
-    fastv.apply(model, config)
-    try:
-        with torch.no_grad():
-            out = model(**inputs)
-        return out, fastv.last_keep(model)[0]
-    finally:
-        fastv.remove(model)
 
 
 def test_tiny_model_is_hybrid_with_short_convolutions(lfm2):
@@ -85,7 +74,7 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(lfm2):
     """Layer 0 is a conv layer (no KV length): the full length lives in full layer 1, the kept one in full
     layer 3, and the conv layers hold fixed-size states of the last kernel-size inputs."""
     inputs = lfm2_vl_prompt(lfm2)
-    out, kept = _prefill(lfm2.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
+    out, kept = prefill_with_fastv(lfm2.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     cache = output_cache(out)
     n = inputs["input_ids"].shape[1]
     assert kept.numel() < n
@@ -95,12 +84,12 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(lfm2):
     assert cache.layers[2].conv_states[0].shape == cache.layers[0].conv_states[0].shape == (1, 64, 3)
 
 
-def test_prefill_without_a_cache_equals_the_cached_prefill(lfm2):
+def test_prefill_without_a_cache_equals_the_cachedprefill_with_fastv(lfm2):
     """use_cache=False: the conv layers run without a state to write, on the same kept tokens."""
     inputs = lfm2_vl_prompt(lfm2)
     config = fastv.FastVConfig(k=2, ratio=0.5, rank="mean")
-    cached, kept = _prefill(lfm2.model, inputs, config)
-    uncached, kept_uncached = _prefill(lfm2.model, {**inputs, "use_cache": False}, config)
+    cached, kept = prefill_with_fastv(lfm2.model, inputs, config)
+    uncached, kept_uncached = prefill_with_fastv(lfm2.model, {**inputs, "use_cache": False}, config)
     assert torch.equal(kept, kept_uncached)
     assert (cached.logits - uncached.logits).abs().max() < TOLERANCE
 
@@ -139,7 +128,7 @@ def test_hiding_dropped_tokens_with_a_mask_is_not_the_same_computation(lfm2):
     """The checks above cannot pass vacuously: a zeroed token still fills a slot of the convolution's window."""
     inputs = lfm2_vl_prompt(lfm2)
     embeds, _ = decoder_inputs(lfm2.model, **inputs)
-    out, kept = _prefill(lfm2.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
+    out, kept = prefill_with_fastv(lfm2.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     removed = reference_logits(lfm2.model, embeds, kept, 2)
     masked = _masked_instead_of_removed(lfm2.model, embeds, kept, 2)
     assert (out.logits - removed).abs().max() < TOLERANCE < (out.logits - masked).abs().max()
@@ -177,25 +166,4 @@ def test_adapter_queries_are_the_models(lfm2, monkeypatch):
     """The ranking queries equal the ones the model attends with (q_layernorm, then rotary); the keys are
     checked at every first prefill by FastV itself."""
     attention = language_model(lfm2.model).layers[1].self_attn
-    module = sys.modules[type(attention).__module__]
-    rotary, seen = module.apply_rotary_pos_emb, {}
-
-    def record_inputs(_module, _args, kwargs):
-        seen.setdefault("inputs", (kwargs["hidden_states"], kwargs["position_embeddings"]))
-
-    def record_queries(q, k, cos, sin, *args, **kwargs):
-        out = rotary(q, k, cos, sin, *args, **kwargs)
-        seen.setdefault("queries", out[0])
-        return out
-
-    handle = attention.register_forward_pre_hook(record_inputs, with_kwargs=True)
-    monkeypatch.setattr(module, "apply_rotary_pos_emb", record_queries)
-    try:
-        with torch.no_grad():
-            lfm2.model(**lfm2_vl_prompt(lfm2))
-    finally:
-        handle.remove()
-    hidden, position_embeddings = seen["inputs"]
-    with torch.no_grad():
-        queries = family_for(lfm2.model).queries(attention, hidden, position_embeddings)
-    torch.testing.assert_close(queries, seen["queries"], rtol=0, atol=1e-6)
+    assert_adapter_queries_are_the_models(lfm2.model, attention, lfm2_vl_prompt(lfm2), monkeypatch)

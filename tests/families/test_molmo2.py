@@ -6,22 +6,21 @@ suite on each variant."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
 import fastv
-from fastv.families import family_for
 from fastv.selfcheck.prompts import molmo2_batch, molmo2_prompt
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, MOLMO2_COLUMN, MOLMO2_MARKERS, tiny_molmo2
 from tests.families.equivalence import (
     TOLERANCE,
+    assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
+    prefill_with_fastv,
 )
 from tests.families.rankers import check_every_ranker
 
@@ -58,16 +57,6 @@ def _views(inputs: dict) -> torch.Tensor:
     starts = [MOLMO2_MARKERS[key] for key in MOLMO2_MARKERS if key.endswith("start_token_id")]
     view = torch.cumsum(torch.isin(ids, torch.tensor(starts)).long(), 0) - 1
     return torch.where(ids == IMAGE_TOKEN, view, torch.tensor(-1))
-
-
-def _prefill(model, inputs: dict, config: fastv.FastVConfig):
-    fastv.apply(model, config)
-    try:
-        with torch.no_grad():
-            out = model(**inputs)
-        return out, fastv.last_keep(model)[0]
-    finally:
-        fastv.remove(model)
 
 
 def test_tiny_models_differ_where_the_checkpoints_do(molmo):
@@ -109,7 +98,7 @@ def test_the_image_block_matters(molmo):
     checks above cannot pass vacuously."""
     inputs = _images(molmo)
     embeds, _ = decoder_inputs(molmo.model, **inputs)
-    out, kept = _prefill(molmo.model, inputs, fastv.FastVConfig(k=2, ratio=0.5, rank="mean"))
+    out, kept = prefill_with_fastv(molmo.model, inputs, fastv.FastVConfig(k=2, ratio=0.5, rank="mean"))
     with_block = reference_logits(molmo.model, embeds, kept, 2, blocks=_blocks(molmo, inputs))
     causal = reference_logits(molmo.model, embeds, kept, 2)
     assert (out.logits - with_block).abs().max() < TOLERANCE < (out.logits - causal).abs().max()
@@ -133,7 +122,7 @@ def test_markers_and_columns_are_never_dropped(molmo):
     for inputs in (_images(molmo), _video(molmo)):
         ids = inputs["input_ids"][0]
         markers = torch.isin(ids, torch.tensor([MOLMO2_COLUMN, *MOLMO2_MARKERS.values()]))
-        _, kept = _prefill(molmo.model, inputs, fastv.FastVConfig(k=2, keep=1))
+        _, kept = prefill_with_fastv(molmo.model, inputs, fastv.FastVConfig(k=2, keep=1))
         assert set(markers.nonzero().squeeze(1).tolist()) <= set(kept.tolist())
         assert kept.numel() == ids.numel() - int(_prunable(inputs).sum()) + 1
 
@@ -142,29 +131,7 @@ def test_adapter_queries_are_the_models(molmo, monkeypatch):
     """The ranking queries equal the ones the layer attends with (its kind of q norm, then the rotary); the
     keys are checked at every first prefill by FastV itself."""
     attention = language_model(molmo.model).layers[1].self_attn
-    module = sys.modules[type(attention).__module__]
-    rotary, seen = module.apply_rotary_pos_emb, {}
-
-    def record_inputs(_module, _args, kwargs):
-        seen.setdefault("inputs", (kwargs["hidden_states"], kwargs["position_embeddings"]))
-
-    def record_queries(q, k, cos, sin, *args, **kwargs):
-        out = rotary(q, k, cos, sin, *args, **kwargs)
-        if "inputs" in seen:  # the first rotary call after layer 1 began: layer 1's
-            seen.setdefault("queries", out[0])
-        return out
-
-    handle = attention.register_forward_pre_hook(record_inputs, with_kwargs=True)
-    monkeypatch.setattr(module, "apply_rotary_pos_emb", record_queries)
-    try:
-        with torch.no_grad():
-            molmo.model(**_images(molmo))
-    finally:
-        handle.remove()
-    hidden, position_embeddings = seen["inputs"]
-    with torch.no_grad():
-        queries = family_for(molmo.model).queries(attention, hidden, position_embeddings)
-    torch.testing.assert_close(queries, seen["queries"], rtol=0, atol=1e-6)
+    assert_adapter_queries_are_the_models(molmo.model, attention, _images(molmo), monkeypatch)
 
 
 def test_padded_batch_of_different_image_sizes_and_counts_matches_single_runs(molmo):

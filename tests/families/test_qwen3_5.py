@@ -8,24 +8,23 @@ computation. Layer k-1 must be a full-attention layer.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
 import fastv
 from fastv.compat import output_cache
 from fastv.errors import FastVError
-from fastv.families import family_for
 from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_positions
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_5
 from tests.families.equivalence import (
     TOLERANCE,
+    assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
+    prefill_with_fastv,
 )
 
 
@@ -36,16 +35,6 @@ def qwen35(request):
 
 def _prunable(inputs: dict) -> torch.Tensor:
     return torch.isin(inputs["input_ids"][0], torch.tensor([IMAGE_TOKEN, VIDEO_TOKEN]))
-
-
-def _prefill(model, inputs: dict, config: fastv.FastVConfig):
-    fastv.apply(model, config)
-    try:
-        with torch.no_grad():
-            out = model(**inputs)
-        return out, fastv.last_keep(model)[0]
-    finally:
-        fastv.remove(model)
 
 
 def test_tiny_model_is_hybrid_with_a_gated_query_projection(qwen35):
@@ -82,7 +71,7 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(qwen35):
     """Layer 0 is linear attention (no KV length): the full length lives in full layer 1, the kept one in
     full layer 3, and the linear layers hold fixed-size states."""
     inputs = qwen3_prompt(qwen35)
-    out, kept = _prefill(qwen35.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
+    out, kept = prefill_with_fastv(qwen35.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     cache = output_cache(out)
     n = inputs["input_ids"].shape[1]
     assert kept.numel() < n
@@ -92,12 +81,12 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(qwen35):
     assert cache.layers[2].recurrent_states[0].shape == cache.layers[0].recurrent_states[0].shape
 
 
-def test_prefill_without_a_cache_equals_the_cached_prefill(qwen35):
+def test_prefill_without_a_cache_equals_the_cachedprefill_with_fastv(qwen35):
     """use_cache=False: the linear layers run without a state to write, on the same kept tokens."""
     inputs = qwen3_prompt(qwen35)
     config = fastv.FastVConfig(k=2, ratio=0.5, rank="mean")
-    cached, kept = _prefill(qwen35.model, inputs, config)
-    uncached, kept_uncached = _prefill(qwen35.model, {**inputs, "use_cache": False}, config)
+    cached, kept = prefill_with_fastv(qwen35.model, inputs, config)
+    uncached, kept_uncached = prefill_with_fastv(qwen35.model, {**inputs, "use_cache": False}, config)
     assert torch.equal(kept, kept_uncached)
     assert (cached.logits - uncached.logits).abs().max() < TOLERANCE
 
@@ -133,7 +122,7 @@ def test_hiding_dropped_tokens_with_a_mask_is_not_the_same_computation(qwen35):
     inputs = qwen3_prompt(qwen35)
     at = qwen_positions(qwen35, inputs)(inputs["input_ids"].shape[1])
     embeds, _ = decoder_inputs(qwen35.model, **inputs)
-    out, kept = _prefill(qwen35.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
+    out, kept = prefill_with_fastv(qwen35.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     removed = reference_logits(qwen35.model, embeds, kept, 2, at)
     masked = _masked_instead_of_removed(qwen35.model, embeds, kept, 2, at)
     assert (out.logits - removed).abs().max() < TOLERANCE < (out.logits - masked).abs().max()
@@ -174,25 +163,4 @@ def test_adapter_queries_are_the_models_query_half(qwen35, monkeypatch):
     """The ranking queries equal the ones the model attends with (query half of q_proj, q_norm, partial rotary),
     not the gate; the keys are checked at every first prefill by FastV itself."""
     attention = language_model(qwen35.model).layers[1].self_attn
-    module = sys.modules[type(attention).__module__]
-    rotary, seen = module.apply_rotary_pos_emb, {}
-
-    def record_inputs(_module, _args, kwargs):
-        seen.setdefault("inputs", (kwargs["hidden_states"], kwargs["position_embeddings"]))
-
-    def record_queries(q, k, cos, sin, *args, **kwargs):
-        out = rotary(q, k, cos, sin, *args, **kwargs)
-        seen.setdefault("queries", out[0])
-        return out
-
-    handle = attention.register_forward_pre_hook(record_inputs, with_kwargs=True)
-    monkeypatch.setattr(module, "apply_rotary_pos_emb", record_queries)
-    try:
-        with torch.no_grad():
-            qwen35.model(**qwen3_prompt(qwen35))
-    finally:
-        handle.remove()
-    hidden, position_embeddings = seen["inputs"]
-    with torch.no_grad():
-        queries = family_for(qwen35.model).queries(attention, hidden, position_embeddings)
-    torch.testing.assert_close(queries, seen["queries"], rtol=0, atol=1e-6)
+    assert_adapter_queries_are_the_models(qwen35.model, attention, qwen3_prompt(qwen35), monkeypatch)
