@@ -321,7 +321,6 @@ def tiny_qwen3_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int =
             "shared_expert_intermediate_size": 32,
         }
     vision = {key: value for key, value in _QWEN3_VISION.items() if key != "deepstack_visual_indexes"}
-    torch.manual_seed(seed)  # A_log, conv1d and the experts are drawn at construction, not by _scaled_init
     return _grid_vlm(
         "Qwen3_5Moe" if moe else "Qwen3_5", attn_implementation, seed, text_config=text, vision_config=vision
     )
@@ -1187,7 +1186,6 @@ def tiny_lfm2_vl(
         downsample_factor=2,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)  # the short convolutions' and experts' weights are drawn at construction
     model = Lfm2VlForConditionalGeneration(config)
     return TinyNaFlexVLM(_finish(model, attn_implementation, seed), patch=4, tokens_per_patch_block=4)
 
@@ -1235,7 +1233,6 @@ def tiny_minicpmv4_6(attn_implementation: str = "sdpa", layers: int = 4, seed: i
         video_token_id=VIDEO_TOKEN,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)  # A_log, conv1d and the vision merger's block-diagonal init are drawn at construction
     model = MiniCPMV4_6ForConditionalGeneration(config)
     return TinyNaFlexVLM(_finish(model, attn_implementation, seed), patch=4, tokens_per_patch_block=16)
 
@@ -1302,7 +1299,6 @@ def tiny_hunyuan_vl(attn_implementation: str = "sdpa", layers: int = 4, seed: in
         im_newline_id=124,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(seed)  # the merger's begin / end / newline rows are drawn at construction
     model = HunYuanVLForConditionalGeneration(config)
     return TinyHunYuanVL(_finish(model, attn_implementation, seed), patch=4, merge=2)
 
@@ -1421,6 +1417,5 @@ def tiny_molmo2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 
         image_patch_id=IMAGE_TOKEN,
         **MOLMO2_MARKERS,
     )
-    torch.manual_seed(seed)  # the ViT's positional embedding is drawn at construction
     model = Molmo2ForConditionalGeneration(config)
     return TinyMolmo2(_finish(model, attn_implementation, seed))
