@@ -84,7 +84,7 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(lfm2):
     assert cache.layers[2].conv_states[0].shape == cache.layers[0].conv_states[0].shape == (1, 64, 3)
 
 
-def test_prefill_without_a_cache_equals_the_cachedprefill_with_fastv(lfm2):
+def test_prefill_without_a_cache_equals_the_cached_prefill(lfm2):
     """use_cache=False: the conv layers run without a state to write, on the same kept tokens."""
     inputs = lfm2_vl_prompt(lfm2)
     config = fastv.FastVConfig(k=2, ratio=0.5, rank="mean")

@@ -81,7 +81,7 @@ def test_pruned_cache_keeps_full_length_in_the_first_attention_layer(qwen35):
     assert cache.layers[2].recurrent_states[0].shape == cache.layers[0].recurrent_states[0].shape
 
 
-def test_prefill_without_a_cache_equals_the_cachedprefill_with_fastv(qwen35):
+def test_prefill_without_a_cache_equals_the_cached_prefill(qwen35):
     """use_cache=False: the linear layers run without a state to write, on the same kept tokens."""
     inputs = qwen3_prompt(qwen35)
     config = fastv.FastVConfig(k=2, ratio=0.5, rank="mean")
