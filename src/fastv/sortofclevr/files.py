@@ -12,7 +12,7 @@ from fastv.cache import cache_root
 from fastv.sortofclevr.questions import Question, questions_for
 from fastv.sortofclevr.scene import Scene, describe, render, sample_scene
 
-VERSION = "v1"  # bump when scenes, questions or answers change: cached copies are then rebuilt
+VERSION = "v2"  # bump when scenes, questions or answers change: cached copies are then rebuilt
 SPLITS = {"train": 10_000, "test": 400}  # scenes; six questions each (test: 2,400 questions)
 
 

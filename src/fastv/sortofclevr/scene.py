@@ -14,8 +14,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 IMAGE_SIZE = 96
-OBJECT_SIZE = 16  # side of a square, diameter of a circle, base of a triangle (pixels)
-MIN_GAP = 22  # minimum distance between object centres, so objects never touch
+OBJECT_SIZE = 24  # side of a square, diameter of a circle, base of a triangle (pixels)
+MIN_GAP = 30  # minimum distance between object centres, so objects never touch
+CELL = 8  # the testbed's patch size: one image token per CELL x CELL pixels
+MIN_CELLS = 7  # cells every object covers (see patch_owners): room for one token per fact of an object
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (230, 25, 25),
     "green": (30, 170, 50),
@@ -48,8 +50,15 @@ def _distances_unique(scene: Scene) -> bool:
     return True
 
 
+def _large_enough(scene: Scene) -> bool:
+    """Every object owns at least ``MIN_CELLS`` image tokens, so none is only a speck after patching."""
+    owners = patch_owners(scene, CELL)
+    return all((owners == i).sum() >= MIN_CELLS for i in range(len(scene)))
+
+
 def sample_scene(rng: random.Random) -> Scene:
-    """Six objects (every colour once, random shapes) at integer centres with ``MIN_GAP`` between them."""
+    """Six objects (every colour once, random shapes) at integer centres with ``MIN_GAP`` between them,
+    each covering at least ``MIN_CELLS`` cells."""
     half = OBJECT_SIZE // 2 + 1
     while True:
         objects: list[SceneObject] = []
@@ -60,7 +69,7 @@ def sample_scene(rng: random.Random) -> Scene:
                     objects.append(SceneObject(color, rng.choice(SHAPES), x, y))
                     break
         scene = tuple(objects)
-        if len(scene) == len(COLORS) and _distances_unique(scene):
+        if len(scene) == len(COLORS) and _distances_unique(scene) and _large_enough(scene):
             return scene
 
 

@@ -16,7 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file
 
 from fastv.cache import cache_root
-from fastv.testbed.model import LORA, LORA_PREFIX, build_processor, build_vlm
+from fastv.testbed.model import LORA_PREFIX, build_processor, build_vlm, lora_config
 from fastv.testbed.smollm2 import GGUF_SHA256, INSTALL_HINT, PACKAGE, gguf_path, load_language_model, sha256
 
 NAME = "clevr-smollm2"
@@ -49,7 +49,7 @@ def assemble(out: Path | None = None, progress: bool = True, trained: Path = TRA
             f"The installed {PACKAGE} holds a different SmolLM2 file (sha256 {found[:12]}...) than the one the "
             f"testbed was trained on; the adapters would not fit it. Install the trained version: {INSTALL_HINT}"
         )
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import get_peft_model, set_peft_model_state_dict
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
@@ -64,7 +64,7 @@ def assemble(out: Path | None = None, progress: bool = True, trained: Path = TRA
         if missing.unexpected_keys:
             raise RuntimeError(f"{trained} has weights this architecture lacks: {missing.unexpected_keys[:3]}")
         bar.update(task, advance=1, description=f"{NAME}: merging the LoRA adapters into SmolLM2")
-        peft_model = get_peft_model(vlm.model.language_model, LoraConfig(lora_dropout=0.0, **LORA))
+        peft_model = get_peft_model(vlm.model.language_model, lora_config(vlm.config.text_config.num_hidden_layers))
         result = set_peft_model_state_dict(peft_model, lora)
         if result.unexpected_keys:
             raise RuntimeError(f"{trained} has LoRA weights this model lacks: {result.unexpected_keys[:3]}")

@@ -12,9 +12,9 @@ import torch
 from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
 from fastv.builtin.text import build_processor as pil_llava_processor
-from fastv.sortofclevr.scene import IMAGE_SIZE
+from fastv.sortofclevr.scene import CELL, IMAGE_SIZE
 
-PATCH_SIZE = 8
+PATCH_SIZE = CELL  # the scenes guarantee every object MIN_CELLS image tokens at this patch size
 N_IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2  # 144
 IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<|endoftext|>"
@@ -27,6 +27,23 @@ LORA = {
     "lora_alpha": 32,
     "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
+
+
+def adapted_layers(num_layers: int) -> list[int]:
+    """LoRA adapts the upper half only, so training can run the frozen lower half once and cache it."""
+    return list(range(num_layers // 2, num_layers))
+
+
+def lora_config(num_layers: int) -> Any:
+    """LoRA on ``adapted_layers``, named by a regex (peft's ``layers_to_transform`` misses the layers of a
+    bare ``LlamaModel``, whose module names start with ``layers.``)."""
+    from peft import LoraConfig
+
+    layers = "|".join(map(str, adapted_layers(num_layers)))
+    modules = "|".join(LORA["target_modules"])
+    options = {k: v for k, v in LORA.items() if k != "target_modules"}
+    return LoraConfig(lora_dropout=0.0, target_modules=rf"layers\.({layers})\.\w+\.({modules})", **options)
+
 
 # SmolLM2's own chat format; a user turn's images come first, each as one <image> placeholder line.
 CHAT_TEMPLATE = (

@@ -1,8 +1,11 @@
 """Train the Sort-of-CLEVR testbed on the CPU: ``python -m fastv.testbed.train --out DIR``.
 
-Stage 1 trains the vision tower alone on per-patch targets (see :mod:`fastv.testbed.targets`).
-Stage 2 freezes it and trains the LLaVA projector plus LoRA adapters on SmolLM2 on the answers,
-with the loss on the answer tokens and ``<|im_end|>`` only, under bfloat16 autocast.
+Stage 1 trains the vision tower and the projector together: every image token should become the
+input embedding of the word its patch carries (see :mod:`fastv.testbed.targets`).
+Stage 2 freezes them and trains LoRA adapters on SmolLM2's upper half to answer, with the loss on
+the answer tokens and ``<|im_end|>`` only. Two things make it affordable on 2 cores: all 36
+questions of a scene ride in one multi-turn conversation (one image encoding per 36 answers), and
+the frozen lower half runs once per conversation before training (its output cached in bfloat16).
 Deterministic for a seed and thread count; each stage seeds itself, so running stage 2 from a
 saved stage-1 file (``--vision-from``) gives the same weights as one run.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +25,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fastv.builtin.pretrain import lr_at as warmup_cosine
-from fastv.sortofclevr.files import SPLITS, scenes
-from fastv.sortofclevr.scene import render
+from fastv.sortofclevr.files import scenes
+from fastv.sortofclevr.questions import QUESTION_TYPES, ask
+from fastv.sortofclevr.scene import COLORS, render
 from fastv.testbed.model import (
     END_OF_TURN,
     IMAGE_TOKEN,
@@ -30,48 +35,19 @@ from fastv.testbed.model import (
     LORA_PREFIX,
     N_IMAGE_TOKENS,
     PATCH_SIZE,
+    adapted_layers,
     build_processor,
     build_vlm,
+    lora_config,
     prompt,
 )
 from fastv.testbed.smollm2 import load_language_model
-from fastv.testbed.targets import ATTRIBUTES, IGNORE, patch_targets
+from fastv.testbed.targets import FACT_WORDS, WORDS, patch_words
 
 VISION_PREFIX = "model.vision_tower."
 PROJECTOR_PREFIX = "model.multi_modal_projector."
-
-
-@dataclass
-class Encoded:
-    pixels: torch.Tensor  # (scenes, 3, H, W), CLIP-normalised by the processor
-    targets: torch.Tensor  # (scenes, patches, attributes)
-    scene: torch.Tensor  # (questions,) scene index of each question
-    ids: list[torch.Tensor]  # prompt with 144 <image> tokens, then answer and <|im_end|>
-    answer_len: list[int]
-    kinds: list[str]
-
-
-def encode(split: str, n_scenes: int, processor: Any, seed: int) -> Encoded:
-    """Render and tokenise once, with the processor's own code (training inputs = inference inputs)."""
-    tok = processor.tokenizer
-    images, targets, scene_of, ids, answer_len, kinds = [], [], [], [], [], []
-    for i, scene, questions in scenes(split, n_scenes, seed):
-        images.append(render(scene))
-        targets.append(torch.from_numpy(patch_targets(scene, PATCH_SIZE)))
-        for q in questions:
-            text = prompt(q.text).replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS)
-            answer = tok(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
-            ids.append(torch.tensor(tok(text, add_special_tokens=False)["input_ids"] + answer))
-            answer_len.append(len(answer))
-            scene_of.append(i)
-            kinds.append(q.kind)
-    pixels = torch.cat(
-        [
-            processor.image_processor(images=images[s : s + 512], return_tensors="pt")["pixel_values"]
-            for s in range(0, len(images), 512)
-        ]
-    )
-    return Encoded(pixels, torch.stack(targets), torch.tensor(scene_of), ids, answer_len, kinds)
+IGNORE = -100
+NEXT_TURN = "\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"  # CHAT_TEMPLATE's later turns
 
 
 def lr_at(step: int, steps: int, peak: float) -> float:
@@ -79,124 +55,201 @@ def lr_at(step: int, steps: int, peak: float) -> float:
     return warmup_cosine(step, steps, peak, warmup=max(1, steps // 20))
 
 
+def render_split(split: str, n_scenes: int, processor: Any, seed: int) -> tuple[torch.Tensor, list]:
+    """``(pixels, scenes)``: the split's first scenes through the processor's own image code."""
+    drawn = [(scene, questions) for _, scene, questions in scenes(split, n_scenes, seed)]
+    images = [render(scene) for scene, _ in drawn]
+    pixels = torch.cat(
+        [
+            processor.image_processor(images=images[s : s + 512], return_tensors="pt")["pixel_values"]
+            for s in range(0, len(images), 512)
+        ]
+    )
+    return pixels, drawn
+
+
+def word_table(vlm: Any, tokenizer: Any) -> torch.Tensor:
+    """``(len(WORDS), hidden)``: the language model's input embedding of every word an image token can carry."""
+    ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in WORDS]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"every testbed word must be one token; got {dict(zip(WORDS, ids, strict=True))}")
+    return vlm.get_input_embeddings().weight[[i[0] for i in ids]].detach().float()
+
+
 def patch_features(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
     """What LLaVA projects: the vision tower's last hidden state without CLS."""
     return vlm.model.vision_tower(pixel_values=pixels, output_hidden_states=True).hidden_states[-1][:, 1:]
 
 
-def train_vision(vlm: Any, data: Encoded, steps: int, batch_size: int, lr: float, seed: int, log_every: int) -> None:
-    """Stage 1: the vision tower (in place), through throw-away per-attribute heads."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    hidden = vlm.config.vision_config.hidden_size
-    heads = nn.ModuleDict(
-        {name: nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, len(c))) for name, c in ATTRIBUTES.items()}
-    )
-    tower = vlm.model.vision_tower.train()
-    params = [*tower.parameters(), *heads.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
+def image_embeddings(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """What the language model receives at the image positions: projected vision features."""
+    return vlm.model.multi_modal_projector(patch_features(vlm, pixels))
+
+
+FACT_OF_WORD = [next((f for f, words in FACT_WORDS.items() if w in words.values()), "background") for w in WORDS]
+RELATIONAL_WEIGHT = 3.0  # closest / furthest tokens: the slowest facts for the tower to learn
+
+
+def place_coordinates(tower: Any) -> None:
+    """Start three channels of the patch position embeddings at x, y and x^2 + y^2.
+
+    Closest / furthest need distances between objects; with these channels one attention head can
+    score -|p - q|^2 = 2 p.q - |p|^2 - |q|^2 between patches from the start (a stock CLIP ViT otherwise
+    learns positions from noise, and learned them too slowly here)."""
+    table = tower.embeddings.position_embedding.weight
+    side = round((table.shape[0] - 1) ** 0.5)
+    row, col = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    x, y = ((c.flatten().float() - (side - 1) / 2) / ((side - 1) / 2) for c in (col, row))
+    with torch.no_grad():
+        table[1:, 0], table[1:, 1], table[1:, 2] = x, y, x * x + y * y - 2 / 3  # CLS (row 0) untouched
+
+
+def train_vision(vlm: Any, pixels: torch.Tensor, words: torch.Tensor, table: torch.Tensor, args: Any) -> None:
+    """Stage 1: vision tower + projector (in place), regressed onto the target words' embeddings.
+
+    Mean squared error puts each token on its word; the cross-entropy over the words (cosine logits)
+    keeps near-identical embeddings (" square" / " squares") apart."""
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    place_coordinates(vlm.model.vision_tower)
+    weight_of_word = torch.tensor([RELATIONAL_WEIGHT if f in ("closest", "furthest") else 1.0 for f in FACT_OF_WORD])
+    trained = nn.ModuleList([vlm.model.vision_tower, vlm.model.multi_modal_projector]).train().requires_grad_(True)
+    opt = torch.optim.AdamW(trained.parameters(), lr=args.vision_lr, betas=(0.9, 0.98), weight_decay=0.05)
+    scale = table.pow(2).sum(-1).mean()
+    unit = nn.functional.normalize(table, dim=-1)
     start, running = time.perf_counter(), None
-    for step in range(steps):
-        idx = torch.randint(len(data.pixels), (batch_size,), generator=gen)
+    for step in range(args.vision_steps):
+        idx = torch.randint(len(pixels), (args.vision_batch_size,), generator=gen)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr)
+            g["lr"] = lr_at(step, args.vision_steps, args.vision_lr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            feats = patch_features(vlm, data.pixels[idx])
-            logits = {name: head(feats).float() for name, head in heads.items()}
-        target = data.targets[idx]
-        loss = sum(
-            nn.functional.cross_entropy(logits[name].flatten(0, 1), target[..., a].flatten(), ignore_index=IGNORE)
-            for a, name in enumerate(ATTRIBUTES)
-        )
+            out = image_embeddings(vlm, pixels[idx]).float()
+        target = words[idx]
+        weight = weight_of_word[target]
+        mse = ((out - table[target]).pow(2).sum(-1) * weight).mean() / scale
+        logits = 30.0 * nn.functional.normalize(out, dim=-1) @ unit.T
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+        loss = mse + (ce * weight.flatten()).mean()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            with torch.no_grad():
-                acc = {
-                    name: ((logits[name].argmax(-1) == target[..., a]) | (target[..., a] == IGNORE))
-                    .float()
-                    .mean()
-                    .item()
-                    for a, name in enumerate(ATTRIBUTES)
-                }
-            accs = " ".join(f"{k} {v:.3f}" for k, v in acc.items())
+        if (step + 1) % args.log_every == 0 or step + 1 == args.vision_steps:
             print(
-                f"vision {step + 1}/{steps} loss {running:.4f} {time.perf_counter() - start:.0f}s  {accs}", flush=True
+                f"vision {step + 1}/{args.vision_steps} loss {running:.4f} {time.perf_counter() - start:.0f}s  "
+                + word_accuracy_text(out.detach(), target, table),
+                flush=True,
             )
-    tower.eval().requires_grad_(False)
+    trained.eval().requires_grad_(False)
+
+
+def nearest_words(embeds: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(embeds.flatten(0, -2), table).argmin(-1).view(embeds.shape[:-1])
+
+
+def word_accuracy(embeds: torch.Tensor, target: torch.Tensor, table: torch.Tensor) -> dict[str, float]:
+    """How often an image token is nearest to its own word, per fact (and on background)."""
+    hit = nearest_words(embeds, table) == target
+    fact = [FACT_OF_WORD[w] for w in target.flatten().tolist()]
+    out = {}
+    for name in (*FACT_WORDS, "background"):
+        sel = torch.tensor([f == name for f in fact]).view_as(hit)
+        out[name] = round(hit[sel].float().mean().item(), 4)
+    return out
+
+
+def word_accuracy_text(embeds: torch.Tensor, target: torch.Tensor, table: torch.Tensor) -> str:
+    return "words: " + " ".join(f"{k} {v:.3f}" for k, v in word_accuracy(embeds, target, table).items())
+
+
+@dataclass
+class Conversation:
+    ids: torch.Tensor  # (L,) every question of one scene, the image expanded to N_IMAGE_TOKENS tokens
+    labels: torch.Tensor  # (L,) the token each position predicts; IGNORE outside the answers
+
+
+def conversation(scene: Any, tokenizer: Any, rng: random.Random) -> Conversation:
+    """All 36 questions of a scene (every type about every colour), in a seeded order, as one chat.
+
+    The first turn is exactly the single-question prompt used at inference."""
+    questions = [ask(scene, t.name, c) for t in QUESTION_TYPES for c in COLORS]
+    rng.shuffle(questions)
+    ids: list[int] = []
+    labels: list[int] = []
+    for n, q in enumerate(questions):
+        text = prompt(q.text) if n == 0 else NEXT_TURN.format(question=q.text)
+        query = tokenizer(text.replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS), add_special_tokens=False)
+        answer = tokenizer(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
+        ids += query["input_ids"] + answer
+        labels += [IGNORE] * (len(query["input_ids"]) - 1) + answer + [IGNORE]
+    return Conversation(torch.tensor(ids), torch.tensor(labels))
+
+
+def embed(vlm: Any, ids: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """LLaVA's input embeddings: token embeddings with the image embeddings scattered in."""
+    embeds = vlm.get_input_embeddings()(ids)
+    return embeds.masked_scatter((ids == vlm.config.image_token_id)[..., None], image.to(embeds.dtype))
+
+
+def run_layers(lm: Any, hidden: torch.Tensor, layers: Any) -> torch.Tensor:
+    """Some decoder layers on right-padded, causal sequences (SDPA's causal path: no mask needed)."""
+    positions = torch.arange(hidden.shape[1])[None].expand(hidden.shape[0], -1)
+    rope = lm.rotary_emb(hidden, position_ids=positions)
+    for layer in layers:
+        hidden = layer(hidden, attention_mask=None, position_ids=positions, position_embeddings=rope)
+    return hidden
 
 
 @torch.no_grad()
-def all_features(vlm: Any, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Frozen vision features of every training image, in float32 as inference computes them."""
-    return torch.cat([patch_features(vlm, pixels[s : s + batch_size]) for s in range(0, len(pixels), batch_size)])
+def lower_half(vlm: Any, chats: list[Conversation], images: torch.Tensor) -> list[torch.Tensor]:
+    """Each conversation's hidden states entering the first adapted layer, in bfloat16 (frozen, so once)."""
+    lm = vlm.model.language_model
+    first = adapted_layers(lm.config.num_hidden_layers)[0]
+    out = []
+    for chat, image in zip(chats, images, strict=True):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = run_layers(lm, embed(vlm, chat.ids[None], image[None]), lm.layers[:first])
+        out.append(hidden[0].to(torch.bfloat16))
+    return out
 
 
-def collate(data: Encoded, idx: torch.Tensor, pad_id: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
-    """Left-padded token batch; labels (B, L) for the last L = longest answer positions."""
-    seqs = [data.ids[i] for i in idx.tolist()]
-    width, longest = max(len(s) for s in seqs), max(data.answer_len[i] for i in idx.tolist())
-    ids = torch.full((len(seqs), width), pad_id)
-    mask = torch.zeros_like(ids)
-    labels = torch.full((len(seqs), longest), IGNORE)
-    for row, (s, i) in enumerate(zip(seqs, idx.tolist(), strict=True)):
-        ids[row, width - len(s) :], mask[row, width - len(s) :] = s, 1
-        n = data.answer_len[i]
-        labels[row, longest - n :] = s[-n:]
-    return {"input_ids": ids, "attention_mask": mask}, labels, longest
+def upper_half_loss(vlm: Any, peft_lm: Any, hidden: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy on the answers, running only the adapted layers on the cached lower half."""
+    lm = peft_lm.base_model.model
+    width = max(len(h) for h in hidden)
+    batch = torch.stack([nn.functional.pad(h, (0, 0, 0, width - len(h))) for h in hidden])
+    target = torch.stack([nn.functional.pad(t, (0, width - len(t)), value=IGNORE) for t in labels])
+    first = adapted_layers(lm.config.num_hidden_layers)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lm.norm(run_layers(lm, batch, lm.layers[first:]))
+        where = target != IGNORE
+        logits = vlm.lm_head(out[where]).float()
+    return nn.functional.cross_entropy(logits, target[where])
 
 
-def answer_logits(vlm: Any, lm: Any, feats: torch.Tensor, batch: dict[str, torch.Tensor], keep: int) -> torch.Tensor:
-    """LLaVA's forward from precomputed vision features: project, scatter into the embeddings, decode;
-    returns the logits that predict the last ``keep`` tokens."""
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    embeds = lm.get_input_embeddings()(ids)
-    image = vlm.model.multi_modal_projector(feats).to(embeds.dtype)
-    embeds = embeds.masked_scatter((ids == vlm.config.image_token_id)[..., None], image)
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    hidden = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids).last_hidden_state
-    return vlm.lm_head(hidden[:, -keep - 1 : -1])
-
-
-def train_language(
-    vlm: Any,
-    feats: torch.Tensor,
-    data: Encoded,
-    check: tuple[torch.Tensor, Encoded],
-    args: argparse.Namespace,
-    pad_id: int,
-) -> Any:
-    """Stage 2: projector + LoRA on the frozen language model; returns the peft-wrapped language model."""
-    from peft import LoraConfig, get_peft_model
+def train_language(vlm: Any, hidden: list[torch.Tensor], chats: list[Conversation], check: Any, args: Any) -> Any:
+    """Stage 2: LoRA on the frozen language model's upper half; returns the peft-wrapped language model."""
+    from peft import get_peft_model
 
     torch.manual_seed(args.seed + 1)
     gen = torch.Generator().manual_seed(args.seed + 1)
     vlm.requires_grad_(False)
-    lm = get_peft_model(vlm.model.language_model, LoraConfig(lora_dropout=0.0, **LORA))
-    projector = vlm.model.multi_modal_projector.requires_grad_(True)
-    groups = [
-        {"params": list(projector.parameters()), "peak": args.lr},
-        {"params": [p for p in lm.parameters() if p.requires_grad], "peak": args.lora_lr},
-    ]
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98), weight_decay=0.0)
+    lm = get_peft_model(vlm.model.language_model, lora_config(vlm.config.text_config.num_hidden_layers))
+    params = [p for p in lm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lora_lr, betas=(0.9, 0.98), weight_decay=0.0)
     start, running = time.perf_counter(), None
-    order, cursor = torch.randperm(len(data.ids), generator=gen), 0
+    order, cursor = torch.randperm(len(chats), generator=gen), 0
     for step in range(args.steps):
         if cursor + args.batch_size > len(order):
-            order, cursor = torch.randperm(len(data.ids), generator=gen), 0
-        idx = order[cursor : cursor + args.batch_size]
+            order, cursor = torch.randperm(len(chats), generator=gen), 0
+        idx = order[cursor : cursor + args.batch_size].tolist()
         cursor += args.batch_size
-        batch, labels, keep = collate(data, idx, pad_id)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, g["peak"])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = answer_logits(vlm, lm, feats[data.scene[idx]], batch, keep).float()
-        loss = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE)
+            g["lr"] = lr_at(step, args.steps, args.lora_lr)
+        loss = upper_half_loss(vlm, lm, [hidden[i] for i in idx], [chats[i].labels for i in idx])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
@@ -204,29 +257,28 @@ def train_language(
             msg = f"language {step + 1}/{args.steps} loss {running:.4f} {time.perf_counter() - start:.0f}s"
             if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == args.steps):
                 msg += "  check " + " ".join(
-                    f"{k} {v:.3f}" for k, v in teacher_forced_accuracy(vlm, lm, *check, pad_id).items()
+                    f"{k} {v:.3f}" for k, v in teacher_forced_accuracy(vlm, lm, *check).items()
                 )
             print(msg, flush=True)
     return lm
 
 
 @torch.no_grad()
-def teacher_forced_accuracy(
-    vlm: Any, lm: Any, feats: torch.Tensor, data: Encoded, pad_id: int, batch_size: int = 64
-) -> dict[str, float]:
-    """Teacher-forced progress check on held-out questions: is every answer token the argmax? By type."""
-    hits = []
-    for s in range(0, len(data.ids), batch_size):
-        idx = torch.arange(s, min(s + batch_size, len(data.ids)))
-        batch, labels, keep = collate(data, idx, pad_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            pred = answer_logits(vlm, lm, feats[data.scene[idx]], batch, keep).argmax(-1)
-        hits += ((pred == labels) | (labels == IGNORE)).all(-1).tolist()
-    out = {"all": sum(hits) / len(hits)}
-    for kind in dict.fromkeys(data.kinds):
-        sel = [h for h, k in zip(hits, data.kinds, strict=True) if k == kind]
-        out[kind] = sum(sel) / len(sel)
-    return out
+def teacher_forced_accuracy(vlm: Any, lm: Any, images: torch.Tensor, drawn: list, tokenizer: Any) -> dict[str, float]:
+    """Progress check on held-out single-question prompts (the inference format): is every answer
+    token the argmax? Overall and by question type."""
+    hits: dict[str, list[bool]] = {}
+    for image, (_, questions) in zip(images, drawn, strict=True):
+        for q in questions:
+            text = prompt(q.text).replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS)
+            answer = tokenizer(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"] + answer)[None]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                hidden = lm(inputs_embeds=embed(vlm, ids, image[None])).last_hidden_state
+                pred = vlm.lm_head(hidden[0, -len(answer) - 1 : -1]).argmax(-1)
+            hits.setdefault(q.kind, []).append(pred.tolist() == answer)
+    every = [h for kind in hits.values() for h in kind]
+    return {"all": sum(every) / len(every)} | {kind: sum(h) / len(h) for kind, h in hits.items()}
 
 
 def trained_state(vlm: Any, lm: Any | None) -> dict[str, torch.Tensor]:
@@ -249,24 +301,28 @@ def shipped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float16) for k, v in state.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fastv.testbed.train", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--scenes", type=int, default=SPLITS["train"])
-    p.add_argument("--vision-steps", type=int, default=1200)
-    p.add_argument("--vision-batch-size", type=int, default=64)
+    p.add_argument("--vision-scenes", type=int, default=8000, help="training scenes for stage 1")
+    p.add_argument("--vision-steps", type=int, default=2500)
+    p.add_argument("--vision-batch-size", type=int, default=32)
     p.add_argument("--vision-lr", type=float, default=1e-3)
     p.add_argument("--vision-from", type=Path, default=None, help="skip stage 1: load its saved output")
-    p.add_argument("--steps", type=int, default=480)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3, help="projector peak learning rate")
-    p.add_argument("--lora-lr", type=float, default=5e-4)
+    p.add_argument("--scenes", type=int, default=400, help="training scenes for stage 2 (36 questions each)")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=4, help="scenes (conversations) per stage-2 step")
+    p.add_argument("--lora-lr", type=float, default=2e-3)
     p.add_argument("--check-n", type=int, default=40, help="test scenes (x6 questions) for the progress check")
     p.add_argument("--check-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=25)
-    args = p.parse_args(argv)
+    p.add_argument("--log-every", type=int, default=50)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -275,34 +331,46 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     vlm = build_vlm(language_model, tokenizer)
     del language_model
-    data = encode("train", args.scenes, processor, args.seed)
-    check = encode("test", args.check_n, processor, args.seed)
-    print(f"ready in {time.perf_counter() - t0:.0f}s: {len(data.pixels)} scenes, {len(data.ids)} questions", flush=True)
+    table = word_table(vlm, tokenizer)
     t1 = time.perf_counter()
     if args.vision_from is None:
-        train_vision(vlm, data, args.vision_steps, args.vision_batch_size, args.vision_lr, args.seed, args.log_every)
+        pixels, drawn = render_split("train", args.vision_scenes, processor, args.seed)
+        words = torch.stack([torch.from_numpy(patch_words(scene, PATCH_SIZE)) for scene, _ in drawn])
+        print(f"stage 1: {len(pixels)} scenes rendered in {time.perf_counter() - t1:.0f}s", flush=True)
+        train_vision(vlm, pixels, words, table, args)
         save_file(trained_state(vlm, None), args.out / "vision.safetensors")
     else:
         vlm.load_state_dict(load_file(args.vision_from), strict=False)
         vlm.model.vision_tower.eval().requires_grad_(False)
+        vlm.model.multi_modal_projector.eval().requires_grad_(False)
     t2 = time.perf_counter()
-    feats = all_features(vlm, data.pixels)
-    check_feats = all_features(vlm, check.pixels)
-    pad_id = tokenizer.pad_token_id
-    lm = train_language(vlm, feats, data, (check_feats, check), args, pad_id)
+    with torch.no_grad():
+        pixels, drawn = render_split("train", args.scenes, processor, args.seed)
+        images = image_embeddings(vlm, pixels)
+        check_pixels, check_drawn = render_split("test", args.check_n, processor, args.seed)
+        check = (image_embeddings(vlm, check_pixels), check_drawn, tokenizer)
+        test_words = torch.stack([torch.from_numpy(patch_words(scene, PATCH_SIZE)) for scene, _ in check_drawn])
+        vision_check = word_accuracy(check[0], test_words, table)
+    rng = random.Random(f"testbed-conversations/{args.seed}")
+    chats = [conversation(scene, tokenizer, rng) for scene, _ in drawn]
+    hidden = lower_half(vlm, chats, images)
+    print(f"stage 2: vision check {vision_check}", flush=True)
+    print(f"stage 2: {len(chats)} conversations, lower half cached in {time.perf_counter() - t2:.0f}s", flush=True)
+    lm = train_language(vlm, hidden, chats, check, args)
     t3 = time.perf_counter()
     save_file(shipped(trained_state(vlm, lm)), args.out / "trained.safetensors")
     run = {
         "args": {k: str(v) for k, v in vars(args).items()},
-        "lora": LORA,
+        "lora": {**LORA, "layers": adapted_layers(vlm.config.text_config.num_hidden_layers)},
         "stage1_seconds": t2 - t1,
         "stage2_seconds": t3 - t2,
         "wall_seconds": time.perf_counter() - t0,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "train_scenes": len(data.pixels),
-        "train_questions": len(data.ids),
-        "check": teacher_forced_accuracy(vlm, lm, check_feats, check, pad_id),
+        "train_scenes": len(chats),
+        "train_questions": len(chats) * len(QUESTION_TYPES) * len(COLORS),
+        "vision_check": vision_check,
+        "check": teacher_forced_accuracy(vlm, lm, *check),
     }
     (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     print(json.dumps(run, indent=2))
