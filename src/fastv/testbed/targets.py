@@ -31,6 +31,9 @@ FACT_WORDS: dict[str, dict[str, str]] = {
 }
 BACKGROUND_WORD = "."
 WORDS: tuple[str, ...] = (*(w for words in FACT_WORDS.values() for w in words.values()), BACKGROUND_WORD)
+FACT_OF_WORD: tuple[str, ...] = tuple(
+    next((fact for fact, words in FACT_WORDS.items() if w in words.values()), "background") for w in WORDS
+)
 _ANSWER = {t.name: t.answer for t in QUESTION_TYPES}
 
 
@@ -54,3 +57,8 @@ def patch_words(scene: Scene, patch: int) -> np.ndarray:
             out[p] = facts[owner][rank[owner] % len(FACT_WORDS)]
             rank[owner] += 1
     return out
+
+
+def scenes_words(scenes: list[Scene], patch: int) -> np.ndarray:
+    """``(scenes, patches)``: ``patch_words`` of each scene, stacked (the stage-1 targets)."""
+    return np.stack([patch_words(scene, patch) for scene in scenes])

@@ -42,7 +42,7 @@ from fastv.testbed.model import (
     prompt,
 )
 from fastv.testbed.smollm2 import load_language_model
-from fastv.testbed.targets import FACT_WORDS, WORDS, patch_words
+from fastv.testbed.targets import FACT_OF_WORD, FACT_WORDS, WORDS, scenes_words
 
 VISION_PREFIX = "model.vision_tower."
 PROJECTOR_PREFIX = "model.multi_modal_projector."
@@ -86,7 +86,6 @@ def image_embeddings(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
     return vlm.model.multi_modal_projector(patch_features(vlm, pixels))
 
 
-FACT_OF_WORD = [next((f for f, words in FACT_WORDS.items() if w in words.values()), "background") for w in WORDS]
 RELATIONAL_WEIGHT = 3.0  # closest / furthest tokens: the slowest facts for the tower to learn
 
 
@@ -335,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     if args.vision_from is None:
         pixels, drawn = render_split("train", args.vision_scenes, processor, args.seed)
-        words = torch.stack([torch.from_numpy(patch_words(scene, PATCH_SIZE)) for scene, _ in drawn])
+        words = torch.from_numpy(scenes_words([scene for scene, _ in drawn], PATCH_SIZE))
         print(f"stage 1: {len(pixels)} scenes rendered in {time.perf_counter() - t1:.0f}s", flush=True)
         train_vision(vlm, pixels, words, table, args)
         save_file(trained_state(vlm, None), args.out / "vision.safetensors")
@@ -349,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         images = image_embeddings(vlm, pixels)
         check_pixels, check_drawn = render_split("test", args.check_n, processor, args.seed)
         check = (image_embeddings(vlm, check_pixels), check_drawn, tokenizer)
-        test_words = torch.stack([torch.from_numpy(patch_words(scene, PATCH_SIZE)) for scene, _ in check_drawn])
+        test_words = torch.from_numpy(scenes_words([scene for scene, _ in check_drawn], PATCH_SIZE))
         vision_check = word_accuracy(check[0], test_words, table)
     rng = random.Random(f"testbed-conversations/{args.seed}")
     chats = [conversation(scene, tokenizer, rng) for scene, _ in drawn]
