@@ -205,3 +205,28 @@ def test_shipped_testbed_keeps_its_card_accuracy(tmp_path, monkeypatch):
     result = evaluate_baseline(model, processor, samples, batch_size=32, max_new_tokens=4)
     assert result["n"] == SAMPLE["n"] == run["sample_check"]["n"]
     assert result["accuracy"] >= run["sample_check"]["threshold"] >= 0.88
+
+
+def test_training_chat_opens_with_the_inference_prompt_and_labels_only_answers(tokenizer):
+    """Stage 2 trains on what inference feeds: the first turn is the processor's own input for
+    ``prompt(question)``, and only answer tokens (with ``<|im_end|>``) carry labels."""
+    from fastv.sortofclevr.questions import QUESTION_TYPES, ask
+    from fastv.sortofclevr.scene import COLORS, render
+    from fastv.testbed.model import build_processor
+
+    processor = build_processor(copy.deepcopy(tokenizer))
+    scene = sample_scene(random.Random(3))
+    chat = train.conversation(scene, processor.tokenizer, random.Random(7))
+    questions = [ask(scene, t.name, c) for t in QUESTION_TYPES for c in COLORS]
+    random.Random(7).shuffle(questions)
+    first = questions[0]
+    fed = processor(images=render(scene), text=prompt(first.text), return_tensors="pt")["input_ids"][0]
+    assert (fed == processor.tokenizer.convert_tokens_to_ids("<image>")).sum() == N_IMAGE_TOKENS
+    assert chat.ids[: len(fed)].tolist() == fed.tolist()
+    answer = processor.tokenizer(first.answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert chat.ids[len(fed) : len(fed) + len(answer)].tolist() == answer
+    labelled = chat.labels != train.IGNORE
+    assert chat.labels[len(fed) - 1 : len(fed) - 1 + len(answer)].tolist() == answer  # position t predicts t+1
+    assert labelled.sum() == sum(
+        len(processor.tokenizer(q.answer + "<|im_end|>", add_special_tokens=False)["input_ids"]) for q in questions
+    )

@@ -168,6 +168,13 @@ class Conversation:
     labels: torch.Tensor  # (L,) the token each position predicts; IGNORE outside the answers
 
 
+def tokenised_turn(tokenizer: Any, text: str, answer: str) -> tuple[list[int], list[int]]:
+    """``(query_ids, answer_ids)`` of one chat turn: the image placeholder expanded to its
+    ``N_IMAGE_TOKENS`` tokens, the answer closed by ``<|im_end|>`` (what the model must predict)."""
+    query = tokenizer(text.replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS), add_special_tokens=False)
+    return query["input_ids"], tokenizer(answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
+
+
 def conversation(scene: Any, tokenizer: Any, rng: random.Random) -> Conversation:
     """All 36 questions of a scene (every type about every colour), in a seeded order, as one chat.
 
@@ -177,11 +184,11 @@ def conversation(scene: Any, tokenizer: Any, rng: random.Random) -> Conversation
     ids: list[int] = []
     labels: list[int] = []
     for n, q in enumerate(questions):
-        text = prompt(q.text) if n == 0 else NEXT_TURN.format(question=q.text)
-        query = tokenizer(text.replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS), add_special_tokens=False)
-        answer = tokenizer(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
-        ids += query["input_ids"] + answer
-        labels += [IGNORE] * (len(query["input_ids"]) - 1) + answer + [IGNORE]
+        query, answer = tokenised_turn(
+            tokenizer, prompt(q.text) if n == 0 else NEXT_TURN.format(question=q.text), q.answer
+        )
+        ids += query + answer
+        labels += [IGNORE] * (len(query) - 1) + answer + [IGNORE]
     return Conversation(torch.tensor(ids), torch.tensor(labels))
 
 
@@ -269,9 +276,8 @@ def teacher_forced_accuracy(vlm: Any, lm: Any, images: torch.Tensor, drawn: list
     hits: dict[str, list[bool]] = {}
     for image, (_, questions) in zip(images, drawn, strict=True):
         for q in questions:
-            text = prompt(q.text).replace(IMAGE_TOKEN, IMAGE_TOKEN * N_IMAGE_TOKENS)
-            answer = tokenizer(q.answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
-            ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"] + answer)[None]
+            query, answer = tokenised_turn(tokenizer, prompt(q.text), q.answer)
+            ids = torch.tensor(query + answer)[None]
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 hidden = lm(inputs_embeds=embed(vlm, ids, image[None])).last_hidden_state
                 pred = vlm.lm_head(hidden[0, -len(answer) - 1 : -1]).argmax(-1)
