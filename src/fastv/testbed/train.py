@@ -76,14 +76,10 @@ def word_table(vlm: Any, tokenizer: Any) -> torch.Tensor:
     return vlm.get_input_embeddings().weight[[i[0] for i in ids]].detach().float()
 
 
-def patch_features(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
-    """What LLaVA projects: the vision tower's last hidden state without CLS."""
-    return vlm.model.vision_tower(pixel_values=pixels, output_hidden_states=True).hidden_states[-1][:, 1:]
-
-
 def image_embeddings(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
-    """What the language model receives at the image positions: projected vision features."""
-    return vlm.model.multi_modal_projector(patch_features(vlm, pixels))
+    """``(images, N_IMAGE_TOKENS, hidden)``: what the language model receives at the image positions
+    (LLaVA's own feature selection and projector)."""
+    return torch.stack(vlm.model.get_image_features(pixel_values=pixels).pooler_output)
 
 
 RELATIONAL_WEIGHT = 3.0  # closest / furthest tokens: the slowest facts for the tower to learn
@@ -195,7 +191,8 @@ def conversation(scene: Any, tokenizer: Any, rng: random.Random) -> Conversation
 def embed(vlm: Any, ids: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """LLaVA's input embeddings: token embeddings with the image embeddings scattered in."""
     embeds = vlm.get_input_embeddings()(ids)
-    return embeds.masked_scatter((ids == vlm.config.image_token_id)[..., None], image.to(embeds.dtype))
+    at_image = vlm.model.get_placeholder_mask(ids, inputs_embeds=embeds, image_features=image)
+    return embeds.masked_scatter(at_image, image.to(embeds.dtype))
 
 
 def run_layers(lm: Any, hidden: torch.Tensor, layers: Any) -> torch.Tensor:
