@@ -96,6 +96,8 @@ def test_assembly_from_the_installed_smollm2_through_from_pretrained(tmp_path, m
     trained = tmp_path / "run" / "trained.safetensors"
     folder = assembly.assemble(tmp_path / "ckpt", progress=False, trained=trained)
     model, processor = load_model(str(folder))
+    assert getattr(model, "hf_quantizer", None) is None  # plain floats: no GGUF quantizer left from the source file
+    assert not hasattr(model.config.text_config, "quantization_config")
     text = model.config.text_config
     assert (text.num_hidden_layers, text.hidden_size, text.num_key_value_heads) == (30, 576, 3)
     assert model.config.image_seq_length == N_IMAGE_TOKENS

@@ -20,6 +20,7 @@ from fastv.testbed.model import LORA_PREFIX, build_processor, build_vlm, lora_co
 from fastv.testbed.smollm2 import GGUF_SHA256, INSTALL_HINT, PACKAGE, gguf_path, load_language_model, sha256
 
 NAME = "clevr-smollm2"
+ASSEMBLY = 2  # bump when the assembled checkpoint changes for the same trained weights (2: no GGUF quantization_config)
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / NAME
 TRAINED = ASSET_DIR / "trained.safetensors"
 
@@ -27,7 +28,7 @@ TRAINED = ASSET_DIR / "trained.safetensors"
 def checkpoint_dir(trained: Path = TRAINED) -> Path:
     """Cache folder of the assembled checkpoint, named after the trained weights it was built from."""
     digest = sha256(trained)[:12] if trained.is_file() else "missing"
-    return cache_root() / "models" / f"{NAME}-{digest}"
+    return cache_root() / "models" / f"{NAME}-{digest}-a{ASSEMBLY}"
 
 
 def assemble(out: Path | None = None, progress: bool = True, trained: Path = TRAINED) -> Path:

@@ -6,6 +6,7 @@ the vision tower, the projector and LoRA adapters on the language model are trai
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -85,7 +86,11 @@ def build_vlm(language_model: Any, tokenizer: Any) -> LlavaForConditionalGenerat
     The ``<image>`` row appended to the (tied) embedding is zero: image positions never read it, and
     its output logit is 0, never the argmax of a trained answer.
     """
-    text = language_model.config
+    text = copy.deepcopy(language_model.config)
+    if hasattr(text, "quantization_config"):
+        # the GGUF file's, inherited by the dequantised model: left in, it would make every load of the
+        # saved float checkpoint attach a GGUF quantizer (is_quantized, a bogus dtype warning)
+        del text.quantization_config
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     text.vocab_size = max(text.vocab_size, image_id + 1)
     vision = CLIPVisionConfig(
