@@ -21,3 +21,11 @@ fastv show-keep --model clevr-smollm2 --image "$images/test-00001.png" --k 2 --k
     --prompt "What is the shape of the object closest to the yellow object?" --out "$out/keep_closest.png"
 fastv show-keep --model clevr-smollm2 --image "$images/test-00002.png" --k 2 --keep 16 \
     --prompt "What is the shape of the object furthest from the orange object?" --out "$out/keep_furthest.png"
+
+# Which tokens each ranker keeps (on objects? the answer's token?) and the accuracy with and without it.
+python benchmarks/testbed_kept_objects.py --n 400 --k 2 3 5 --budgets R50 keep16 --out "$out/kept_objects.json"
+# Why K=2 keeps background: the same questions with the background tokens' vector swapped at inference.
+python benchmarks/testbed_kept_objects.py --n 400 --k 2 5 --budgets R50 keep16 --background-as zero \
+    --out "$out/kept_objects_zero.json"
+python benchmarks/testbed_kept_objects.py --n 400 --k 2 5 --budgets R50 keep16 --background-as " the" \
+    --out "$out/kept_objects_the.json"
