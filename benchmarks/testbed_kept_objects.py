@@ -15,45 +15,44 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import fastv
 from fastv.eval.datasets import load_dataset
-from fastv.eval.runner import generate_answers, is_correct, prepare_batches
+from fastv.eval.runner import generate_answers, is_correct, kept_image_offsets, prepare_batches
 from fastv.loading import load_model
 from fastv.sortofclevr import ensure_split
-from fastv.sortofclevr.scene import SceneObject, patch_owners
-from fastv.testbed.model import PATCH_SIZE
+from fastv.sortofclevr.scene import from_description, patch_owners
+from fastv.testbed.model import N_IMAGE_TOKENS, PATCH_SIZE
 from fastv.testbed.targets import FACT_OF_WORD, patch_words
 
 
-def answer_tokens(record: dict) -> tuple[set[int], set[int], set[int]]:
-    """Image-token offsets ``(on any object, answer tokens, asked object's colour tokens)``."""
-    scene = tuple(SceneObject(**o) for o in record["scene"])
-    owners = patch_owners(scene, PATCH_SIZE)
-    facts = [FACT_OF_WORD[w] for w in patch_words(scene, PATCH_SIZE)]
-    asked = next(i for i, o in enumerate(scene) if o.color == record["color"])
-    on_object = {t for t, owner in enumerate(owners.tolist()) if owner >= 0}
-    on_asked = {t for t in on_object if owners[t] == asked}
-    return (
-        on_object,
-        {t for t in on_asked if facts[t] == record["type"]},
-        {t for t in on_asked if facts[t] == "color"},
-    )
+@dataclass(frozen=True)
+class QuestionTokens:
+    """Image-token offsets that matter for one question (from the scene stored beside it)."""
 
+    objects: set[int]  # on any object
+    answer: set[int]  # the asked object's tokens carrying the asked fact
+    colour: set[int]  # the asked object's colour tokens
 
-def kept_image_offsets(model, batch, image_id: int) -> list[set[int]]:
-    """Per sample, the offsets (0..143) of the image tokens FastV kept, read from ``fastv.last_keep``."""
-    out = []
-    for positions, ids, mask in zip(
-        fastv.last_keep(model), batch.inputs["input_ids"], batch.inputs["attention_mask"], strict=True
-    ):
-        image_positions = (ids[mask.bool()] == image_id).nonzero().squeeze(1).tolist()
-        offset = {pos: i for i, pos in enumerate(image_positions)}
-        out.append({offset[p] for p in positions.tolist() if p in offset})
-    return out
+    @classmethod
+    def of(cls, record: dict) -> QuestionTokens:
+        scene = from_description(record["scene"])
+        owners = patch_owners(scene, PATCH_SIZE).tolist()
+        facts = [FACT_OF_WORD[w] for w in patch_words(scene, PATCH_SIZE)]
+        asked = next(i for i, o in enumerate(scene) if o.color == record["color"])
+        on_asked = [t for t, owner in enumerate(owners) if owner == asked]
+        return cls(
+            objects={t for t, owner in enumerate(owners) if owner >= 0},
+            answer={t for t in on_asked if facts[t] == record["type"]},
+            colour={t for t in on_asked if facts[t] == "color"},
+        )
+
+    def background_mask(self) -> torch.Tensor:
+        return torch.tensor([t not in self.objects for t in range(N_IMAGE_TOKENS)])
 
 
 def budget_of(spec: str) -> dict:
@@ -67,15 +66,6 @@ def budget_of(spec: str) -> dict:
 
 def share(hits: list[bool]) -> float:
     return sum(hits) / len(hits) if hits else float("nan")
-
-
-def background_masks(batch, records: dict) -> torch.Tensor:
-    """``(batch, 144)`` True at each sample's background image tokens."""
-    masks = []
-    for sample in batch.samples:
-        scene = tuple(SceneObject(**o) for o in records[sample.id]["scene"])
-        masks.append(torch.from_numpy(patch_owners(scene, PATCH_SIZE) < 0))
-    return torch.stack(masks)
 
 
 def swap_background(model, word: str | None, tokenizer) -> dict:
@@ -101,7 +91,7 @@ def swap_background(model, word: str | None, tokenizer) -> dict:
     return state
 
 
-def evaluate(model, processor, batches, records, config, swap: dict) -> dict:
+def evaluate(model, processor, batches, tokens: dict[str, QuestionTokens], config, swap: dict) -> dict:
     """One setting (``config`` None: unpruned) over every batch: accuracy and what survived."""
     image_id = model.config.image_token_id
     hits, on_object, answer_kept, colour_kept = [], [], [], []
@@ -109,15 +99,16 @@ def evaluate(model, processor, batches, records, config, swap: dict) -> dict:
         fastv.apply(model, config)
     try:
         for batch in batches:
-            swap["mask"] = background_masks(batch, records)
+            swap["mask"] = torch.stack([tokens[s.id].background_mask() for s in batch.samples])
             answers = generate_answers(model, processor, batch, max_new_tokens=4)
-            kept_sets = kept_image_offsets(model, batch, image_id) if config else [set(range(144))] * len(answers)
+            everything = [set(range(N_IMAGE_TOKENS))] * len(answers)
+            kept_sets = kept_image_offsets(model, batch, image_id) if config else everything
             for sample, pred, kept in zip(batch.samples, answers, kept_sets, strict=True):
-                objects, answer, colour = answer_tokens(records[sample.id])
+                needed = tokens[sample.id]
                 hits.append(is_correct(pred, sample.answers))
-                on_object.append(len(kept & objects) / len(kept))
-                answer_kept.append(bool(kept & answer))
-                colour_kept.append(bool(kept & colour))
+                on_object.append(len(kept & needed.objects) / len(kept))
+                answer_kept.append(bool(kept & needed.answer))
+                colour_kept.append(bool(kept & needed.colour))
     finally:
         if config is not None:
             fastv.remove(model)
@@ -147,9 +138,10 @@ def main() -> None:
     swap = swap_background(model, args.background_as, processor.tokenizer)
     records = {r["id"]: r for r in map(json.loads, ensure_split("test").read_text().splitlines())}
     samples = load_dataset("sortofclevr", n=args.n, seed=0)
+    tokens = {s.id: QuestionTokens.of(records[s.id]) for s in samples}
     batches = prepare_batches(model, processor, samples, args.batch_size)
-    print(f"{len(samples)} questions; image tokens per question 144, of them on objects (median): "
-          f"{statistics.median(len(answer_tokens(records[s.id])[0]) for s in samples)}; "
+    print(f"{len(samples)} questions; image tokens per question {N_IMAGE_TOKENS}, of them on objects (median): "
+          f"{statistics.median(len(t.objects) for t in tokens.values())}; "
           f"background as {args.background_as or 'trained (.)'}")  # fmt: skip
     header = f"{'setting':<24}{'acc':>7}{'on object':>11}{'answer kept':>13}{'colour kept':>13}"
     print(header + f"{'acc | kept':>12}{'acc | lost':>12}")
@@ -162,7 +154,7 @@ def main() -> None:
     rows = []
     for config, label in settings:
         row = {"setting": label, "background_as": args.background_as}
-        row |= evaluate(model, processor, batches, records, config, swap)
+        row |= evaluate(model, processor, batches, tokens, config, swap)
         rows.append(row)
         print(f"{label:<24}{row['accuracy']:>7.3f}{row['kept_on_objects']:>11.3f}"
               f"{row['answer_token_kept']:>13.3f}{row['colour_token_kept']:>13.3f}"

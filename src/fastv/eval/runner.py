@@ -165,14 +165,15 @@ def generate_answers(model: Any, processor: Any, batch: Batch, max_new_tokens: i
     return processor.tokenizer.batch_decode(new, skip_special_tokens=True)
 
 
-def _kept_image_tokens(model: Any, batch: Batch, image_id: int) -> list[int]:
-    """Image tokens actually kept per sample, read back from ``fastv.last_keep`` (not computed)."""
+def kept_image_offsets(model: Any, batch: Batch, image_id: int) -> list[set[int]]:
+    """Per sample, which of its image tokens FastV kept, as offsets into them (0 = the first image
+    token), read back from ``fastv.last_keep`` (not computed)."""
     kept = []
     for positions, ids, mask in zip(
         fastv.last_keep(model), batch.inputs["input_ids"], batch.inputs["attention_mask"], strict=True
     ):
-        real = ids[mask.bool()]
-        kept.append(int((real[positions.cpu()] == image_id).sum()))
+        image_positions = (ids[mask.bool()] == image_id).nonzero().squeeze(1)
+        kept.append(set(torch.isin(image_positions, positions.cpu()).nonzero().squeeze(1).tolist()))
     return kept
 
 
@@ -208,7 +209,7 @@ def run_setting(
             answers = generate_answers(model, processor, batch, max_new_tokens)
             seconds += time.perf_counter() - start
             if config is not None:
-                kept += _kept_image_tokens(model, batch, image_id)
+                kept += [len(offsets) for offsets in kept_image_offsets(model, batch, image_id)]
             for sample, pred in zip(batch.samples, answers, strict=True):
                 ok = is_correct(pred, sample.answers)
                 predictions.append({"id": sample.id, "kind": sample.kind, "prediction": pred.strip(), "correct": ok})
