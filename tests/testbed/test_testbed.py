@@ -150,6 +150,14 @@ def test_model_card_renders_every_measured_number():
     assert "own word: color 99.0%, closest 87.5%." in text
 
 
+def test_shipped_card_is_rendered_from_the_shipped_run():
+    """The model card beside the weights says exactly what its training_run.json measured."""
+    from fastv.testbed.card import card_text
+
+    run = json.loads((assembly.ASSET_DIR / "training_run.json").read_text())
+    assert (assembly.ASSET_DIR / "README.md").read_text() == card_text(run)
+
+
 def _facts_from_coordinates(scene, o):
     """An independent reading of one object's facts, as the words its patches should spell."""
     others = sorted((p for p in scene if p is not o), key=lambda p: math.dist((p.x, p.y), (o.x, o.y)))
