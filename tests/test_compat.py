@@ -55,12 +55,12 @@ def test_positional_attention_mask_is_read(llava):
         assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("version", ["5.24.1", "5.99.0"])
+@pytest.mark.parametrize("version", ["5.25.1", "5.99.0"])
 def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatch, version):
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
     with pytest.warns(
-        UserWarning, match=rf"tested on transformers 5\.23\.0 to 5\.24\.0; you have {version}.*fastv doctor"
+        UserWarning, match=rf"tested on transformers 5\.23\.0 to 5\.25\.0; you have {version}.*fastv doctor"
     ):
         fastv.apply(llava.model, fastv.FastVConfig())
     fastv.remove(llava.model)
@@ -70,7 +70,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
     fastv.remove(llava.model)
 
 
-@pytest.mark.parametrize("version", ["5.23.0", "5.24.0", "5.24.0.dev0"])
+@pytest.mark.parametrize("version", ["5.23.0", "5.24.0", "5.25.0", "5.25.0.dev0"])
 def test_tested_releases_do_not_warn(llava, monkeypatch, version):
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())

@@ -19,7 +19,7 @@ from transformers import masking_utils
 from transformers.cache_utils import Cache
 
 # The oldest and newest transformers releases CI runs the whole suite on (locks/oldest.txt, locks/newest.txt).
-TESTED_TRANSFORMERS = ("5.23.0", "5.24.0")
+TESTED_TRANSFORMERS = ("5.23.0", "5.25.0")
 
 
 # The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, ``past_key_values`` before.
@@ -102,3 +102,38 @@ def warn_if_untested() -> None:
         UserWarning,
         stacklevel=3,
     )
+
+
+def molmo2_offsets_pooling() -> bool:
+    """Whether Molmo2's model offsets each image's ``image_token_pooling`` itself (from transformers 5.25:
+    it takes ``image_num_crops`` and needs it for several images) rather than the processor doing it.
+
+    Read off ``Molmo2Model.get_image_features``' parameters, not the version number.
+    """
+    from transformers.models.molmo2.modeling_molmo2 import Molmo2Model
+
+    return "image_num_crops" in inspect.signature(Molmo2Model.get_image_features).parameters
+
+
+def molmo2_concat_images(groups: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Molmo2's ``pixel_values`` / ``image_token_pooling`` (and, where the model offsets, ``image_num_crops``)
+    for several groups of images (one image as ``Molmo2`` crops it, or a prompt's inputs), in this release's
+    convention: the model offsets each image's pooling past the crops before it (5.25 on), or the pooling
+    indices arrive offset already (the processor's job before).
+    """
+    pixels = [g["pixel_values"] for g in groups]
+    merged = {"pixel_values": torch.cat(pixels)}
+    if molmo2_offsets_pooling():
+        merged["image_token_pooling"] = torch.cat([g["image_token_pooling"] for g in groups])
+        merged["image_num_crops"] = torch.cat(
+            [g.get("image_num_crops", torch.tensor([p.shape[0]])) for g, p in zip(groups, pixels, strict=True)]
+        )
+        return merged
+    offsets = torch.tensor([0] + [p.shape[0] * p.shape[1] for p in pixels[:-1]]).cumsum(0).tolist()
+    merged["image_token_pooling"] = torch.cat(
+        [
+            torch.where(g["image_token_pooling"] >= 0, g["image_token_pooling"] + offset, g["image_token_pooling"])
+            for g, offset in zip(groups, offsets, strict=True)
+        ]
+    )
+    return merged

@@ -32,8 +32,11 @@ N = 20  # prompt tokens; more than the tiny Gemma 4's sliding window (8)
 
 def _counted(model: nn.Module) -> dict[str, int]:
     """FlopCounterMode per module of a text-only prefill; experts as a loop of matmuls, which it sees
-    (grouped_mm is invisible to it)."""
+    (grouped_mm is invisible to it). Weights are frozen: from transformers 5.25 the recurrent mixers' convolution
+    is a kernels function-module called with the conv's bias, and FlopCounterMode's module tracker cannot hook
+    a leaf that requires grad under no_grad."""
     model.set_experts_implementation("eager")
+    model.requires_grad_(False)
     ids = torch.randint(0, 50, (1, N))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(input_ids=ids, logits_to_keep=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from fastv.compat import molmo2_concat_images
 from fastv.selfcheck.tiny import (
     AUDIO_END_TOKEN,
     AUDIO_START_TOKEN,
@@ -534,7 +535,7 @@ def molmo2_prompt(
 ) -> dict:
     """Molmo2: BOS, text, then each image ((low-res rows, cols), (high-res rows, cols)) and a text token, or
     a ``video`` (frames, rows, cols) with a timestamp token before each frame, then text; the crops of all
-    images concatenated with their pooling indices offset, and the processor's mm_token_type_ids (1 on
+    images concatenated in this release's convention (``compat.molmo2_concat_images``), and the processor's mm_token_type_ids (1 on
     patches, column tokens and every view / frame marker)."""
     from fastv.selfcheck.tiny import MOLMO2_COLUMN, MOLMO2_MARKERS
 
@@ -542,20 +543,13 @@ def molmo2_prompt(
         raise ValueError("transformers' Molmo2 takes images or a video per prompt, not both")
     text = _text_tokens(seed)
     ids, inputs = [1, *text(before)], {}
-    crops, pooling, grids = [], [], []
+    views = []
     for i, (low, high) in enumerate(images):
         image, tokens = vlm.image(low, high, seed=seed + i)
-        offset = sum(c.shape[0] * c.shape[1] for c in crops)
-        crops.append(image["pixel_values"])
-        pooling.append(image["image_token_pooling"] + offset)
-        grids.append(image["image_grids"])
+        views.append(image)
         ids += tokens + text(1)
     if images:
-        inputs |= {
-            "pixel_values": torch.cat(crops),
-            "image_token_pooling": torch.cat(pooling),
-            "image_grids": torch.cat(grids),
-        }
+        inputs |= molmo2_concat_images(views) | {"image_grids": torch.cat([v["image_grids"] for v in views])}
     if video is not None:
         clip, frames = vlm.video(*video, seed=seed + 100)
         inputs |= clip
@@ -568,19 +562,14 @@ def molmo2_prompt(
 
 
 def molmo2_batch(singles: list[dict]) -> dict:
-    """A left-padded batch of image ``molmo2_prompt``s: crops concatenated, each sample's pooling indices
-    offset past the crops before it (as the processor does), grids concatenated, types padded with 0."""
+    """A left-padded batch of image ``molmo2_prompt``s: crops and pooling concatenated in this release's
+    convention (``compat.molmo2_concat_images``), grids concatenated, types padded with 0."""
     ids, mask = left_pad([s["input_ids"][0] for s in singles])
     types, _ = left_pad([s["mm_token_type_ids"][0] for s in singles])
-    pooling, offset = [], 0
-    for s in singles:
-        pooling.append(s["image_token_pooling"] + offset)
-        offset += s["pixel_values"].shape[0] * s["pixel_values"].shape[1]
     return {
         "input_ids": ids,
         "attention_mask": mask,
         "mm_token_type_ids": types,
-        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        "image_token_pooling": torch.cat(pooling),
+        **molmo2_concat_images(singles),
         "image_grids": torch.cat([s["image_grids"] for s in singles]),
     }

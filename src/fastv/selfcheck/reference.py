@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+from transformers.modeling_outputs import BaseModelOutputWithPast
 
 
 def language_model(model) -> torch.nn.Module:
@@ -179,9 +180,7 @@ def reference_logits(
             mask = layer_mask(i, len(kept), kept_blocks)
             hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]), **extra)
             hidden = _add_deepstack(hidden, kept, i, deepstack)
-        logits = model.lm_head(final_norm(lm)(hidden))
-        cap = _final_softcap(model.config, config)
-        return logits if cap is None else torch.tanh(logits / cap) * cap
+        return model_head(model, final_norm(lm)(hidden))
 
 
 def final_norm(lm) -> torch.nn.Module:
@@ -189,15 +188,50 @@ def final_norm(lm) -> torch.nn.Module:
     return lm.norm if hasattr(lm, "norm") else lm.embedding_norm
 
 
-def _final_softcap(outer_config, text_config) -> float | None:
-    """The logit soft-cap the model's own outer forward applies, if any.
+class _DecoderOutput(BaseModelOutputWithPast):
+    """What the outer forward reads from its inner model: the hidden states, and None for anything else
+    (caches, attentions, image features, rope deltas) that it copies into its own output."""
 
-    Gemma 4 and PaliGemma (2) cap with the text config's value; otherwise only an outer config's own cap
-    counts (Gemma3ForConditionalGeneration does not cap).
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return None
+
+
+class _GivenHiddenStates(torch.nn.Module):
+    """Stands in for a VLM's inner model for one call: returns given final hidden states, and lends the
+    inner model's attributes to anything the outer forward reads from it."""
+
+    def __init__(self, inner: torch.nn.Module, hidden: torch.Tensor):
+        super().__init__()
+        object.__setattr__(self, "_inner", inner)
+        self.hidden = hidden
+
+    def forward(self, *args, **kwargs) -> _DecoderOutput:
+        return _DecoderOutput(last_hidden_state=self.hidden)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, "_inner"), name)
+
+
+def model_head(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits from final (normed) hidden states through the model's own outer forward.
+
+    The outer ``*ForConditionalGeneration.forward`` owns what follows the decoder: ``lm_head``, logit
+    scales (Aya Vision from transformers 5.25), soft-caps (Gemma 4, PaliGemma 2) and whatever a release
+    adds. Re-implementing it here would make the reference disagree with a correct patch at the next
+    such change, so the inner model is swapped for one call for a stand-in that returns ``hidden``.
     """
-    if text_config.model_type in GEMMA4_TEXT_TYPES or outer_config.model_type == "paligemma":
-        return getattr(text_config, "final_logit_softcapping", None)
-    return getattr(outer_config, "final_logit_softcapping", None) if outer_config is not text_config else None
+    inner = model.model
+    model.model = _GivenHiddenStates(inner, hidden)
+    try:
+        ids = torch.zeros(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        return model(input_ids=ids, use_cache=False).logits
+    finally:
+        model.model = inner
 
 
 def reference_scores(model, inputs: dict, k: int, rank: str) -> torch.Tensor:
