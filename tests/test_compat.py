@@ -60,7 +60,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
     with pytest.warns(
-        UserWarning, match=rf"tested on transformers 5\.23\.0 to 5\.25\.0; you have {version}.*fastv doctor"
+        UserWarning, match=rf"tested on transformers 5\.22\.2 to 5\.25\.0; you have {version}.*fastv doctor"
     ):
         fastv.apply(llava.model, fastv.FastVConfig())
     fastv.remove(llava.model)
@@ -70,7 +70,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
     fastv.remove(llava.model)
 
 
-@pytest.mark.parametrize("version", ["5.23.0", "5.24.0", "5.25.0", "5.25.0.dev0"])
+@pytest.mark.parametrize("version", ["5.22.2", "5.23.0", "5.24.0", "5.25.0", "5.25.0.dev0"])
 def test_tested_releases_do_not_warn(llava, monkeypatch, version):
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
@@ -94,3 +94,20 @@ def test_declared_range_and_locks_are_the_tested_releases():
     assert _pinned("oldest.txt", "transformers") == oldest
     assert _pinned("newest.txt", "transformers") == newest
     assert _pinned("newest.txt", "torch") == _pinned("oldest.txt", "torch") == "2.13.0+cpu"
+
+
+def test_gemma4_video_switch_says_what_the_stock_model_does():
+    """``gemma4_runs_videos`` is True exactly where the unpatched model encodes a video prompt (5.23 on);
+    before, its forward drops the frame counts and raises."""
+    from fastv.selfcheck.prompts import gemma4_prompt
+    from fastv.selfcheck.tiny import tiny_gemma4
+
+    vlm = tiny_gemma4()
+    try:
+        vlm.model(**gemma4_prompt(vlm, n_images=1, frames=2))
+        ran = True
+    except ValueError as error:
+        assert "num_frames_per_video" in str(error)
+        ran = False
+    assert compat.gemma4_runs_videos() == ran
+    assert ran == (Version(transformers.__version__) >= Version("5.23"))

@@ -9,6 +9,7 @@ remaining names from here, so the next rename costs one line.
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import warnings
 from typing import Any
@@ -19,7 +20,7 @@ from transformers import masking_utils
 from transformers.cache_utils import Cache
 
 # The oldest and newest transformers releases CI runs the whole suite on (locks/oldest.txt, locks/newest.txt).
-TESTED_TRANSFORMERS = ("5.23.0", "5.25.0")
+TESTED_TRANSFORMERS = ("5.22.2", "5.25.0")
 
 
 # The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, ``past_key_values`` before.
@@ -137,3 +138,16 @@ def molmo2_concat_images(groups: list[dict[str, torch.Tensor]]) -> dict[str, tor
         ]
     )
     return merged
+
+
+def gemma4_runs_videos() -> bool:
+    """Whether this release's ``Gemma4Model.forward`` can encode videos: before 5.23 it takes
+    ``num_frames_per_video`` but does not hand it to ``get_video_features``, which then raises, so a Gemma 4
+    video prompt fails in stock transformers (with or without FastV).
+
+    Read off the forward's source (the call that forwards the frame counts), not the version number.
+    """
+    from transformers.models.gemma4.modeling_gemma4 import Gemma4Model
+
+    source = inspect.getsource(Gemma4Model.forward)
+    return re.search(r"get_video_features\([^)]*num_frames_per_video", source) is not None

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from fastv import compat
 from fastv.selfcheck import prompts, tiny
 from fastv.selfcheck.checks import PositionFn
 
@@ -45,9 +46,10 @@ def _gemma3(attn: str) -> Case:
 
 
 def _gemma4(attn: str) -> Case:
-    """Images and a 2-frame video: bidirectional blocks on sliding layers only."""
+    """Images and a 2-frame video (where the release's Gemma 4 can encode videos): bidirectional blocks on
+    sliding layers only."""
     vlm = tiny.tiny_gemma4(attn)
-    inputs = prompts.gemma4_prompt(vlm, frames=2)
+    inputs = prompts.gemma4_prompt(vlm, frames=2 if compat.gemma4_runs_videos() else 0)
     return Case(vlm.model, inputs, prompts.gemma4_visual(inputs), blocks=prompts.vision_runs(inputs))
 
 

@@ -180,8 +180,9 @@ def video_prompt(
     if image is not None:
         if vlm.image_tokens:  # fixed-grid image tower (Video-LLaVA)
             parts.append((IMAGE_TOKEN, vlm.image_tokens))
-            key = "pixel_values_images" if type(vlm.model).__name__.startswith("VideoLlava") else "pixel_values"
-            inputs[key] = vlm.pixel_values(1, seed)
+            inputs["pixel_values"] = vlm.pixel_values(
+                1, seed
+            )  # Video-LLaVA's old name, pixel_values_images, is deprecated
         else:
             tiles, count = llava_next_image(vlm, image, seed=seed)
             parts.append((IMAGE_TOKEN, count))

@@ -5,7 +5,9 @@ input embedding of the word its patch carries (see :mod:`fastv.testbed.targets`)
 Stage 2 freezes them and trains LoRA adapters on SmolLM2's upper half to answer, with the loss on
 the answer tokens and ``<|im_end|>`` only. Two things make it affordable on 2 cores: all 36
 questions of a scene ride in one multi-turn conversation (one image encoding per 36 answers), and
-the frozen lower half runs once per conversation before training (its output cached in bfloat16).
+the frozen lower half runs once per conversation before training (its output cached once).
+Both stages run under bfloat16 autocast (``--precision float32`` turns it off: CPUs without native
+bfloat16, AVX-512 BF16 or AMX, run its backward pass tens of times slower).
 Deterministic for a seed and thread count; each stage seeds itself, so running stage 2 from a
 saved stage-1 file (``--vision-from``) gives the same weights as one run.
 """
@@ -99,6 +101,11 @@ def place_coordinates(tower: Any) -> None:
         table[1:, 0], table[1:, 1], table[1:, 2] = x, y, x * x + y * y - 2 / 3  # CLS (row 0) untouched
 
 
+def autocast(precision: str) -> torch.autocast:
+    """The training precision: bfloat16 autocast (the shipped recipe), or plain float32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def train_vision(vlm: Any, pixels: torch.Tensor, words: torch.Tensor, table: torch.Tensor, args: Any) -> None:
     """Stage 1: vision tower + projector (in place), regressed onto the target words' embeddings.
 
@@ -117,7 +124,7 @@ def train_vision(vlm: Any, pixels: torch.Tensor, words: torch.Tensor, table: tor
         idx = torch.randint(len(pixels), (args.vision_batch_size,), generator=gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.vision_steps, args.vision_lr)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(args.precision):
             out = image_embeddings(vlm, pixels[idx]).float()
         target = words[idx]
         weight = weight_of_word[target]
@@ -205,26 +212,29 @@ def run_layers(lm: Any, hidden: torch.Tensor, layers: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def lower_half(vlm: Any, chats: list[Conversation], images: torch.Tensor) -> list[torch.Tensor]:
-    """Each conversation's hidden states entering the first adapted layer, in bfloat16 (frozen, so once)."""
+def lower_half(vlm: Any, chats: list[Conversation], images: torch.Tensor, precision: str) -> list[torch.Tensor]:
+    """Each conversation's hidden states entering the first adapted layer, in the training precision
+    (frozen, so once)."""
     lm = vlm.model.language_model
     first = adapted_layers(lm.config.num_hidden_layers)[0]
     out = []
     for chat, image in zip(chats, images, strict=True):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(precision):
             hidden = run_layers(lm, embed(vlm, chat.ids[None], image[None]), lm.layers[:first])
-        out.append(hidden[0].to(torch.bfloat16))
+        out.append(hidden[0].to(torch.bfloat16 if precision == "bfloat16" else torch.float32))
     return out
 
 
-def upper_half_loss(vlm: Any, peft_lm: Any, hidden: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+def upper_half_loss(
+    vlm: Any, peft_lm: Any, hidden: list[torch.Tensor], labels: list[torch.Tensor], precision: str
+) -> torch.Tensor:
     """Cross-entropy on the answers, running only the adapted layers on the cached lower half."""
     lm = peft_lm.base_model.model
     width = max(len(h) for h in hidden)
     batch = torch.stack([nn.functional.pad(h, (0, 0, 0, width - len(h))) for h in hidden])
     target = torch.stack([nn.functional.pad(t, (0, width - len(t)), value=IGNORE) for t in labels])
     first = adapted_layers(lm.config.num_hidden_layers)[0]
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with autocast(precision):
         out = lm.norm(run_layers(lm, batch, lm.layers[first:]))
         where = target != IGNORE
         logits = vlm.lm_head(out[where]).float()
@@ -250,7 +260,7 @@ def train_language(vlm: Any, hidden: list[torch.Tensor], chats: list[Conversatio
         cursor += args.batch_size
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lora_lr)
-        loss = upper_half_loss(vlm, lm, [hidden[i] for i in idx], [chats[i].labels for i in idx])
+        loss = upper_half_loss(vlm, lm, [hidden[i] for i in idx], [chats[i].labels for i in idx], args.precision)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -260,14 +270,16 @@ def train_language(vlm: Any, hidden: list[torch.Tensor], chats: list[Conversatio
             msg = f"language {step + 1}/{args.steps} loss {running:.4f} {time.perf_counter() - start:.0f}s"
             if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == args.steps):
                 msg += "  check " + " ".join(
-                    f"{k} {v:.3f}" for k, v in teacher_forced_accuracy(vlm, lm, *check).items()
+                    f"{k} {v:.3f}" for k, v in teacher_forced_accuracy(vlm, lm, *check, args.precision).items()
                 )
             print(msg, flush=True)
     return lm
 
 
 @torch.no_grad()
-def teacher_forced_accuracy(vlm: Any, lm: Any, images: torch.Tensor, drawn: list, tokenizer: Any) -> dict[str, float]:
+def teacher_forced_accuracy(
+    vlm: Any, lm: Any, images: torch.Tensor, drawn: list, tokenizer: Any, precision: str
+) -> dict[str, float]:
     """Progress check on held-out single-question prompts (the inference format): is every answer
     token the argmax? Overall and by question type."""
     hits: dict[str, list[bool]] = {}
@@ -275,7 +287,7 @@ def teacher_forced_accuracy(vlm: Any, lm: Any, images: torch.Tensor, drawn: list
         for q in questions:
             query, answer = tokenised_turn(tokenizer, prompt(q.text), q.answer)
             ids = torch.tensor(query + answer)[None]
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast(precision):
                 hidden = lm(inputs_embeds=embed(vlm, ids, image[None])).last_hidden_state
                 pred = vlm.lm_head(hidden[0, -len(answer) - 1 : -1]).argmax(-1)
             hits.setdefault(q.kind, []).append(pred.tolist() == answer)
@@ -308,6 +320,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--precision",
+        choices=("bfloat16", "float32"),
+        default="bfloat16",
+        help="bfloat16 autocast (the shipped run) or float32 (faster on CPUs without native bfloat16)",
+    )
     p.add_argument("--vision-scenes", type=int, default=8000, help="training scenes for stage 1")
     p.add_argument("--vision-steps", type=int, default=2500)
     p.add_argument("--vision-batch-size", type=int, default=32)
@@ -355,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_check = word_accuracy(check[0], test_words, table)
     rng = random.Random(f"testbed-conversations/{args.seed}")
     chats = [conversation(scene, tokenizer, rng) for scene, _ in drawn]
-    hidden = lower_half(vlm, chats, images)
+    hidden = lower_half(vlm, chats, images, args.precision)
     print(f"stage 2: vision check {vision_check}", flush=True)
     print(f"stage 2: {len(chats)} conversations, lower half cached in {time.perf_counter() - t2:.0f}s", flush=True)
     lm = train_language(vlm, hidden, chats, check, args)
@@ -372,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_scenes": len(chats),
         "train_questions": len(chats) * len(QUESTION_TYPES) * len(COLORS),
         "vision_check": vision_check,
-        "check": teacher_forced_accuracy(vlm, lm, *check),
+        "check": teacher_forced_accuracy(vlm, lm, *check, args.precision),
     }
     (args.out / "training_run.json").write_text(json.dumps(run, indent=2) + "\n")
     print(json.dumps(run, indent=2))
