@@ -365,6 +365,7 @@ def test_every_family_has_a_layout_or_says_it_has_none():
         "lfm2_vl",
         "minicpmv4_6",
         "molmo2",
+        "ovis2_5",
     ]
 
 

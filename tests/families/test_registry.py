@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import transformers
+from packaging.version import Version
 
 from fastv.families import UNSUPPORTED, supported_families
 
@@ -28,6 +29,7 @@ EXPECTED = {
     "molmo2",
     "mistral3",
     "ovis2",
+    "ovis2_5",
     "paligemma",
     "perception_lm",
     "qwen2_5_omni_thinker",
@@ -50,8 +52,15 @@ def test_supported_model_types():
 
 
 def test_model_classes_exist_and_match_their_model_type():
+    """On releases older than a family's first one, its classes are missing and it says since when."""
     for model_type, family in supported_families().items():
         assert family.model_classes
+        missing = family.unavailable_reason()
+        if missing is not None:
+            assert family.first_transformers, model_type
+            assert Version(transformers.__version__) < Version(family.first_transformers), (model_type, missing)
+            assert f"added in transformers {family.first_transformers}" in missing
+            continue
         for name in family.model_classes:
             cls = getattr(transformers, name)
             assert cls.config_class.model_type in family.model_types, (model_type, name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastv.families import supported_families
 from fastv.selfcheck.cases import CASES
 from tests.parallel.tp_worker import RANKS, fastv_results
 
@@ -19,7 +20,7 @@ WORLD = 2
 # Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24);
 # Molmo2 has no tp_plan ("`tp_size=2` was requested, but `Molmo2ForConditionalGeneration` has no `tp_plan`").
 NOT_LOADABLE = {"qwen3_vl_moe", "molmo2"}
-FAMILIES = sorted(set(CASES) - NOT_LOADABLE)
+FAMILIES = sorted(f for f in set(CASES) - NOT_LOADABLE if supported_families()[f].unavailable_reason() is None)
 
 
 @pytest.fixture(scope="module")

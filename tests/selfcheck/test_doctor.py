@@ -93,6 +93,16 @@ def test_flash_attention_is_skipped_with_a_reason_on_cpu():
     assert row.verdict == "skipped" and row.detail == "needs a CUDA device"
 
 
+def test_a_family_missing_from_the_installed_transformers_is_skipped_with_its_first_release(monkeypatch):
+    """A family whose model classes this release lacks (Ovis2.5 before 5.25) is skipped, naming the release."""
+    family = supported_families()["llava"]
+    monkeypatch.setattr(family, "model_classes", ("NoSuchVlmForConditionalGeneration",))
+    monkeypatch.setattr(family, "first_transformers", "9.0.0")
+    rows = doctor(attn=["sdpa", "eager"], families=["llava"]).rows
+    assert [row.verdict for row in rows] == ["skipped", "skipped"]
+    assert rows[0].detail.endswith("has no NoSuchVlmForConditionalGeneration, added in transformers 9.0.0")
+
+
 def test_half_precision_tolerance_is_in_ulps_of_the_largest_logit():
     assert tolerance(torch.float32, 50.0) == 1e-4
     assert tolerance(torch.bfloat16, 10.0) == pytest.approx(8 * 2**-7 * 10)

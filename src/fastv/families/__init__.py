@@ -25,7 +25,7 @@ from fastv.families.llava import (
 from fastv.families.minicpmv4_6 import MiniCPMV4_6Family
 from fastv.families.mistral3 import Mistral3Family
 from fastv.families.molmo2 import Molmo2Family
-from fastv.families.ovis2 import Ovis2Family
+from fastv.families.ovis2 import Ovis2_5Family, Ovis2Family
 from fastv.families.paligemma import PaliGemmaFamily
 from fastv.families.perception_lm import PerceptionLMFamily
 from fastv.families.qwen3_5 import Qwen3_5Family
@@ -111,6 +111,7 @@ _BUILTIN: tuple[Family, ...] = (
     Idefics2Family(),
     PaliGemmaFamily(),
     Ovis2Family(),
+    Ovis2_5Family(),
     QwenVLFamily(),
     Qwen25VLFamily(),
     Gemma3Family(),

@@ -29,9 +29,22 @@ class Family:
     model_classes: tuple[str, ...] = ()
     # Config attributes holding the token ids whose positions are prunable (image / video tokens).
     prunable_token_attrs: tuple[str, ...] = ("image_token_id", "video_token_id")
+    # The first transformers release that has this family's model classes ("": every supported release). It
+    # is what the README and the error say; whether the installed release has them is read from it.
+    first_transformers: str = ""
     # Values of ``text_config.layer_types`` whose layers mix tokens through a fixed-size recurrent state
     # (linear attention, short convolutions) instead of attention over a KV cache (hybrid decoders).
     recurrent_layer_types: tuple[str, ...] = ()
+
+    def unavailable_reason(self) -> str | None:
+        """Why the installed transformers cannot run this family (its model classes are missing), or None."""
+        import transformers
+
+        missing = [name for name in self.model_classes if not hasattr(transformers, name)]
+        if not missing:
+            return None
+        since = f", added in transformers {self.first_transformers}" if self.first_transformers else ""
+        return f"transformers {transformers.__version__} has no {missing[0]}{since}"
 
     # --- where things are -------------------------------------------------------------------
     def language_model(self, model: nn.Module) -> nn.Module:

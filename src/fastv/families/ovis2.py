@@ -15,9 +15,40 @@ patch grid not divisible by the stride pads the wrong axes and fails, so only di
 
 from __future__ import annotations
 
+import torch
+from torch import nn
+
+from fastv.core.segments import contiguous_runs, frame_segments
 from fastv.errors import FastVError
 from fastv.families.base import Family
 from fastv.families.layout import LayoutRequest, VisualLayout, option, pick_grids, tiled_layouts
+
+
+class Ovis2_5Family(Family):
+    """Ovis2.5: Ovis2's probabilistic visual tokens over a NaViT-style tower (Qwen-VL packed patches and
+    ``grid_thw``, 2x2 merge), a Qwen3 decoder with 1-D positions, and images and videos between start / end
+    markers that carry visual-indicator embeddings (the markers are not candidates: only ``image_token_id``
+    and ``video_token_id`` are). A video is one run of video tokens, split into its temporal patches for
+    ``budget="per_image"``."""
+
+    name = "ovis2_5"
+    model_types = ("ovis2_5",)
+    model_classes = ("Ovis2_5ForConditionalGeneration", "Ovis2_5Model")
+    first_transformers = "5.25.0"
+
+    def segments(self, model: nn.Module, input_ids: torch.Tensor, prunable: torch.Tensor, inputs: dict) -> torch.Tensor:
+        labels = torch.where(prunable, input_ids, torch.full_like(input_ids, -1))
+        video_id = int(model.config.video_token_id)
+        grids = inputs.get("video_grid_thw")
+        if grids is not None:
+            temporal = [int(t) for t in grids[:, 0]]
+            return frame_segments(labels, video_id, lambda i, _: temporal[i] if i < len(temporal) else 1)
+        if bool((input_ids == video_id).any()):
+            raise FastVError(
+                f"{type(model).__name__}: a video prompt reached FastV without video_grid_thw, so its frames cannot "
+                "be told apart for budget='per_image'. Pass the processor's video_grid_thw."
+            )
+        return contiguous_runs(labels)
 
 
 class Ovis2Family(Family):

@@ -170,9 +170,11 @@ def doctor(
     if bad:
         raise ValueError(f"unknown attention backend {', '.join(bad)}: choose from {', '.join(BACKENDS)}.")
     rows = []
+    families_by_type = supported_families()
     for model_type in chosen:
+        missing = families_by_type[model_type].unavailable_reason()
         for backend in attn:
-            reason = _unavailable(backend, device)
+            reason = missing or _unavailable(backend, device)
             if reason:
                 rows.append(DoctorRow(model_type, backend, _name(dtype), str(device), "skipped", detail=reason))
             else:

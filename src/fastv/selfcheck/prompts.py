@@ -89,6 +89,33 @@ def ovis2_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int = 3
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": vlm.pixel_values(n_images, seed)}
 
 
+def ovis2_5_prompt(vlm: TinyQwenVL, n_images: int = 2, seed: int = 0, before: int = 3, frames: int = 0) -> dict:
+    """Ovis2.5: images of alternating 4x4 / 4x6-patch grids, then a video of ``frames`` 4x4-patch frames (one
+    run of video tokens), each between its start / end markers and followed by text."""
+    from fastv.selfcheck.tiny import OVIS2_5_MARKERS
+
+    image_start, image_end, video_start, video_end = OVIS2_5_MARKERS
+    generator = torch.Generator().manual_seed(seed)
+
+    def text(n: int) -> list[int]:
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+    ids, inputs, patches, grids = text(before), {}, [], []
+    for i in range(n_images):
+        pixels, grid, count = vlm.visual((1, 4, 4 + 2 * (i % 2)), seed=seed + i)
+        ids += [image_start] + [IMAGE_TOKEN] * count + [image_end] + text(1)
+        patches.append(pixels)
+        grids.append(grid)
+    if patches:
+        inputs |= {"pixel_values": torch.cat(patches), "image_grid_thw": torch.cat(grids)}
+    if frames:
+        pixels, grid, count = vlm.visual((frames, 4, 4), seed=seed + 100)
+        ids += [video_start] + [VIDEO_TOKEN] * count + [video_end] + text(1)
+        inputs |= {"pixel_values_videos": pixels, "video_grid_thw": grid}
+    ids = torch.tensor(ids + text(4))[None]
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **inputs}
+
+
 def image_batch(singles: list[dict]) -> dict:
     """A left-padded batch of fixed-grid image prompts (``image_prompt``), pixels concatenated in order."""
     ids, mask = left_pad([s["input_ids"][0] for s in singles])

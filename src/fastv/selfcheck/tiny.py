@@ -986,6 +986,58 @@ def tiny_ovis2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0
     return TinyVLM(_finish(model, attn_implementation, seed), image_tokens=4, image_size=16)
 
 
+OVIS2_5_MARKERS = (122, 123, 124, 125)  # Ovis2.5's image start / end and video start / end (indicator embeddings)
+
+
+@_seeded
+def tiny_ovis2_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenVL:
+    """Ovis2.5: packed 4x4-pixel patches with ``grid_thw`` through a 2-layer NaViT tower (window and full
+    attention), merged 2x2 into probabilistic visual tokens (64-entry visual vocabulary), a Qwen3 decoder
+    (q/k norms, 1-D positions); images and videos sit between start / end markers that get indicator
+    embeddings. A (t, h, w) grid of patches gives t * h * w / 4 tokens."""
+    from transformers import Ovis2_5Config, Ovis2_5ForConditionalGeneration
+
+    image_start, image_end, video_start, video_end = OVIS2_5_MARKERS
+    text = {
+        "model_type": "qwen3",
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "tie_word_embeddings": False,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "patch_size": 4,
+        "image_size": 16,
+        "spatial_merge_size": 2,
+        "window_size": 16,
+        "vocab_size": 64,
+        "num_visual_indicator_tokens": 4,
+        "temporal_patch_size": 1,
+    }
+    config = Ovis2_5Config(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        image_start_token_id=image_start,
+        image_end_token_id=image_end,
+        video_start_token_id=video_start,
+        video_end_token_id=video_end,
+    )
+    model = Ovis2_5ForConditionalGeneration(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 4 * 4, merge=2)
+
+
 IMAGE_BREAK_TOKEN = 124  # Pixtral's [IMG_BREAK] / [IMG_END]: text tokens between an image's rows
 IMAGE_END_TOKEN = 125
 
