@@ -9,6 +9,7 @@ import fastv
 from fastv.selfcheck.prompts import image_runs, ovis2_prompt
 from fastv.selfcheck.tiny import OVIS2_INDICATORS, tiny_ovis2
 from tests.families import image_suite
+from tests.families.equivalence import prefill_with_fastv
 from tests.families.rankers import check_every_ranker
 
 
@@ -20,13 +21,7 @@ def test_indicator_tokens_carry_visual_embeddings_but_are_never_dropped():
         embeds = vlm.model.model(**inputs, output_hidden_states=True).hidden_states[0][0]
     text_embeds = vlm.model.get_input_embeddings()(inputs["input_ids"][0])
     assert not torch.allclose(embeds[indicators], text_embeds[indicators])  # replaced by the visual table
-    fastv.apply(vlm.model, fastv.FastVConfig(k=2, keep=1))  # one image token kept: everything else must stay
-    try:
-        with torch.no_grad():
-            vlm.model(**inputs)
-        kept = fastv.last_keep(vlm.model)[0]
-    finally:
-        fastv.remove(vlm.model)
+    _, kept = prefill_with_fastv(vlm.model, inputs, fastv.FastVConfig(k=2, keep=1))  # one image token: the rest stays
     assert set(indicators.nonzero().squeeze(1).tolist()) <= set(kept.tolist())
     assert kept.numel() == inputs["input_ids"].shape[1] - int(image_suite.prunable(inputs).sum()) + 1
 

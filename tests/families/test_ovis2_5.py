@@ -12,7 +12,7 @@ from fastv.families import supported_families
 from fastv.selfcheck.prompts import image_runs, ovis2_5_prompt
 from fastv.selfcheck.tiny import IMAGE_TOKEN, OVIS2_5_MARKERS, VIDEO_TOKEN
 from tests.families import image_suite
-from tests.families.equivalence import assert_remove_restores, check_against_reference
+from tests.families.equivalence import assert_remove_restores, check_against_reference, prefill_with_fastv
 from tests.families.rankers import check_every_ranker
 
 MISSING = supported_families()["ovis2_5"].unavailable_reason()
@@ -61,13 +61,7 @@ def test_markers_carry_indicator_embeddings_and_are_never_dropped():
     vlm = _tiny()
     inputs = ovis2_5_prompt(vlm, frames=2)
     markers = torch.isin(inputs["input_ids"][0], torch.tensor(OVIS2_5_MARKERS))
-    fastv.apply(vlm.model, fastv.FastVConfig(k=2, keep=1))
-    try:
-        with torch.no_grad():
-            vlm.model(**inputs)
-        kept = fastv.last_keep(vlm.model)[0]
-    finally:
-        fastv.remove(vlm.model)
+    _, kept = prefill_with_fastv(vlm.model, inputs, fastv.FastVConfig(k=2, keep=1))
     assert set(markers.nonzero().squeeze(1).tolist()) <= set(kept.tolist())
     assert kept.numel() == inputs["input_ids"].shape[1] - int(_visual(inputs).sum()) + 1
 
@@ -94,14 +88,8 @@ def test_per_image_budget_splits_a_video_into_its_frames_in_a_direct_forward():
     frames = video.view(3, 4)
 
     def kept_per_frame(budget: str) -> list[int]:
-        fastv.apply(vlm.model, fastv.FastVConfig(k=2, ratio=0.5, budget=budget))
-        try:
-            with torch.no_grad():
-                vlm.model(**inputs)
-            kept = set(fastv.last_keep(vlm.model)[0].tolist())
-        finally:
-            fastv.remove(vlm.model)
-        return [sum(int(p) in kept for p in frame) for frame in frames]
+        _, kept = prefill_with_fastv(vlm.model, inputs, fastv.FastVConfig(k=2, ratio=0.5, budget=budget))
+        return [int(torch.isin(frame, kept).sum()) for frame in frames]
 
     assert kept_per_frame("per_image") == [2, 2, 2]
     assert kept_per_frame("global") != [2, 2, 2]

@@ -27,6 +27,7 @@ from tests.families.equivalence import (
     assert_matches_reference,
     assert_ratio_zero_identical,
     assert_remove_restores,
+    prefill_with_fastv,
 )
 
 BUILDERS = {"qwen2_5_omni_thinker": tiny_qwen2_5_omni, "qwen3_omni_moe_thinker": tiny_qwen3_omni}
@@ -105,13 +106,7 @@ def test_an_adapter_that_ranked_audio_would_be_caught(omni, monkeypatch):
         family, "prunable_mask", lambda model, ids: Family.prunable_mask(family, model, ids) | (ids == audio_id)
     )
     inputs = omni_prompt(omni, video_grid=None, order=("image", "audio"))
-    fastv.apply(omni.model, fastv.FastVConfig(k=2, ratio=0.9, rank="random"))
-    try:
-        with torch.no_grad():
-            omni.model(**inputs)
-        kept = fastv.last_keep(omni.model)[0]
-    finally:
-        fastv.remove(omni.model)
+    _, kept = prefill_with_fastv(omni.model, inputs, fastv.FastVConfig(k=2, ratio=0.9, rank="random"))
     assert not bool(torch.isin(_audio(inputs), kept).all())
 
 

@@ -40,6 +40,13 @@ def split_runs(segments: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def grid_frame_segments(labels: torch.Tensor, video_label: int, video_grid_thw: torch.Tensor) -> torch.Tensor:
+    """``frame_segments`` with each video's frame count read from the processor's ``video_grid_thw`` (its
+    temporal patches, in the order the model consumes its videos)."""
+    temporal = [int(t) for t in video_grid_thw[:, 0]]
+    return frame_segments(labels, video_label, lambda i, _: temporal[i] if i < len(temporal) else 1)
+
+
 def frame_segments(labels: torch.Tensor, video_label: int, frames: Callable[[int, int], int]) -> torch.Tensor:
     """Runs of ``labels`` as segments, each run labelled ``video_label`` split into its frames.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fastv.core.segments import contiguous_runs, frame_segments
+from fastv.core.segments import contiguous_runs, grid_frame_segments
 from fastv.errors import FastVError
 from fastv.families.base import Family
 from fastv.families.layout import LayoutRequest, VisualLayout, option, pick_grids, tiled_layouts
@@ -41,8 +41,7 @@ class Ovis2_5Family(Family):
         video_id = int(model.config.video_token_id)
         grids = inputs.get("video_grid_thw")
         if grids is not None:
-            temporal = [int(t) for t in grids[:, 0]]
-            return frame_segments(labels, video_id, lambda i, _: temporal[i] if i < len(temporal) else 1)
+            return grid_frame_segments(labels, video_id, grids)
         if bool((input_ids == video_id).any()):
             raise FastVError(
                 f"{type(model).__name__}: a video prompt reached FastV without video_grid_thw, so its frames cannot "

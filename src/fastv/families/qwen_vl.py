@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fastv.core.segments import contiguous_runs, frame_segments
+from fastv.core.segments import contiguous_runs, grid_frame_segments
 from fastv.errors import FastVError
 from fastv.families.base import Family
 from fastv.families.layout import LayoutRequest, View, VisualLayout, grid_boxes
@@ -32,8 +32,7 @@ class QwenVLFamily(Family):
         video_id = int(model.config.video_token_id)
         grids, positions = inputs.get("video_grid_thw"), inputs.get("position_ids")
         if grids is not None:
-            temporal = [int(t) for t in grids[:, 0]]
-            return frame_segments(labels, video_id, lambda i, _: temporal[i] if i < len(temporal) else 1)
+            return grid_frame_segments(labels, video_id, grids)
         if positions is not None and positions.ndim == 3 and bool((input_ids == video_id).any()):
             return temporal_segments(input_ids, int(model.config.image_token_id), video_id, positions[-3])
         if bool((input_ids == video_id).any()):

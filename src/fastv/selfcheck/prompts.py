@@ -207,9 +207,8 @@ def video_prompt(
     if image is not None:
         if vlm.image_tokens:  # fixed-grid image tower (Video-LLaVA)
             parts.append((IMAGE_TOKEN, vlm.image_tokens))
-            inputs["pixel_values"] = vlm.pixel_values(
-                1, seed
-            )  # Video-LLaVA's old name, pixel_values_images, is deprecated
+            # Video-LLaVA's old name for it, pixel_values_images, is deprecated
+            inputs["pixel_values"] = vlm.pixel_values(1, seed)
         else:
             tiles, count = llava_next_image(vlm, image, seed=seed)
             parts.append((IMAGE_TOKEN, count))
