@@ -97,8 +97,8 @@ def test_declared_range_and_locks_are_the_tested_releases():
 
 
 def test_gemma4_video_switch_says_what_the_stock_model_does():
-    """``gemma4_runs_videos`` is True exactly where the unpatched model encodes a video prompt (5.23 on);
-    before, its forward drops the frame counts and raises."""
+    """``gemma4_runs_videos`` is True exactly where the unpatched model encodes a video prompt (up to 5.18,
+    nested; from 5.23, with frame counts); 5.19 to 5.22's forward drops the frame counts and raises."""
     from fastv.selfcheck.prompts import gemma4_prompt
     from fastv.selfcheck.tiny import tiny_gemma4
 
@@ -110,4 +110,6 @@ def test_gemma4_video_switch_says_what_the_stock_model_does():
         assert "num_frames_per_video" in str(error)
         ran = False
     assert compat.gemma4_runs_videos() == ran
-    assert ran == (Version(transformers.__version__) >= Version("5.23"))
+    version = Version(transformers.__version__)
+    assert ran == (version >= Version("5.23") or version < Version("5.19"))
+    assert compat.gemma4_nests_videos() == (version < Version("5.19"))

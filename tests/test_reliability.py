@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import fastv
 from fastv import FastVConfig, FastVError
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import grid_batch, image_batch, image_prompt, qwen_prompt
+from fastv.selfcheck.prompts import copied_prompt_images, grid_batch, image_batch, image_prompt, qwen_prompt
 from fastv.selfcheck.reference import language_model, merged_embeddings, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_qwen2_vl
 
@@ -105,7 +105,7 @@ def test_random_rank_in_a_padded_batch_keeps_what_each_sample_keeps_alone(llava)
 def test_random_rank_copies_from_num_return_sequences_keep_one_set(llava):
     """The copies sampling makes of one prompt keep the same tokens as the prompt alone, and score the first
     step as a pruned prefill of the prompt alone does."""
-    model, inputs = llava.model, image_prompt(llava)
+    model, inputs = llava.model, image_prompt(llava, copied_prompt_images())
     fastv.apply(model, FastVConfig(k=2, ratio=0.5, rank="random"))
     with torch.no_grad():
         alone = model(**inputs).logits[0, -1]

@@ -13,7 +13,7 @@ from fastv import FastVConfig, FastVError
 from fastv.compat import output_cache, with_cache
 from fastv.selfcheck import check_family
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import image_batch, image_prompt
+from fastv.selfcheck.prompts import copied_prompt_images, image_batch, image_prompt
 from fastv.selfcheck.tiny import tiny_llava
 from tests.tiny_processor import tiny_llava_processor, write_image
 
@@ -41,7 +41,7 @@ def _teacher_forced_log_probs(model, inputs: dict, tokens: torch.Tensor) -> torc
 def test_beam_search_scores_equal_teacher_forced_pruned_decoding(llava, beams):
     """Beam search reorders the pruned KV cache between beams; every returned beam's step scores must be those
     of a plain pruned run of that beam's tokens."""
-    model, inputs = llava.model, image_prompt(llava)
+    model, inputs = llava.model, image_prompt(llava, copied_prompt_images())
     fastv.apply(model, FastVConfig(k=2, ratio=0.5))
     out = generate(model, inputs, 4, num_beams=beams, num_return_sequences=beams, output_scores=True)
     transitions = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices, normalize_logits=False)

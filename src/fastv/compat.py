@@ -8,10 +8,12 @@ remaining names from here, so the next rename costs one line.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -140,14 +142,64 @@ def molmo2_concat_images(groups: list[dict[str, torch.Tensor]]) -> dict[str, tor
     return merged
 
 
+def gemma4_nests_videos() -> bool:
+    """Whether Gemma 4 takes videos nested, ``pixel_values_videos`` / ``video_position_ids`` as
+    (videos, frames, patches, ...) with no frame counts (up to 5.18), rather than frames flattened with
+    ``num_frames_per_video`` (5.19 on). Read off ``get_video_features``' source, not the version number."""
+    from transformers.models.gemma4.modeling_gemma4 import Gemma4Model
+
+    return "video_position_ids.flatten(0, 1)" in inspect.getsource(Gemma4Model.get_video_features)
+
+
 def gemma4_runs_videos() -> bool:
-    """Whether this release's ``Gemma4Model.forward`` can encode videos: before 5.23 it takes
-    ``num_frames_per_video`` but does not hand it to ``get_video_features``, which then raises, so a Gemma 4
-    video prompt fails in stock transformers (with or without FastV).
+    """Whether this release's ``Gemma4Model`` can encode videos: up to 5.18 nested (see
+    ``gemma4_nests_videos``), from 5.23 with frame counts; 5.19 to 5.22 take ``num_frames_per_video`` but do
+    not hand it to ``get_video_features``, which then raises, so a Gemma 4 video prompt fails in stock
+    transformers (with or without FastV).
 
     Read off the forward's source (the call that forwards the frame counts), not the version number.
     """
     from transformers.models.gemma4.modeling_gemma4 import Gemma4Model
 
     source = inspect.getsource(Gemma4Model.forward)
-    return re.search(r"get_video_features\([^)]*num_frames_per_video", source) is not None
+    forwards_counts = re.search(r"get_video_features\([^)]*num_frames_per_video", source) is not None
+    return forwards_counts or gemma4_nests_videos()
+
+
+def gemma4_video_inputs(pixels: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One video's inputs from its (frames, patches, ...) ``pixels`` and ``positions``, in this release's layout."""
+    if gemma4_nests_videos():
+        return {"pixel_values_videos": pixels[None], "video_position_ids": positions[None]}
+    return {
+        "pixel_values_videos": pixels,
+        "video_position_ids": positions,
+        "num_frames_per_video": torch.tensor([pixels.shape[0]]),
+    }
+
+
+def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
+    """The rotary an M-RoPE attention applies itself, as ``(q, k, cos, sin) -> (q, k)``, or None.
+
+    Before 5.22 Qwen2-VL-style decoders hand every layer per-axis (3, B, n, d) cos/sin tables and the
+    attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
+    5.22 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
+    Read off the attention's forward source, not the version number.
+    """
+    if "apply_multimodal_rotary_pos_emb(" not in inspect.getsource(type(attention).forward):
+        return None
+    module = sys.modules[type(attention).__module__]
+    section = attention.config.rope_parameters["mrope_section"]
+    return functools.partial(module.apply_multimodal_rotary_pos_emb, mrope_section=section)
+
+
+def generate_expands_multi_image_prompts() -> bool:
+    """Whether ``generate`` copies a several-image prompt correctly for beams / ``num_return_sequences``.
+
+    Up to 5.17 it ``repeat_interleave``s ``pixel_values`` image by image, so the copies of a two-image
+    prompt see [a, a, b, b] instead of [a, b, a, b]: stock transformers decodes them wrongly, FastV or not.
+    From 5.18 it encodes the images first and copies the features per prompt. Read off the expansion's
+    source, not the version number.
+    """
+    from transformers.generation.utils import GenerationMixin
+
+    return "_expand_multimodal_outputs" in inspect.getsource(GenerationMixin._expand_inputs_for_generation)

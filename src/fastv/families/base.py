@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fastv.compat import multimodal_rotary
 from fastv.core.segments import contiguous_runs
 from fastv.errors import FastVError, UnsupportedModelError
 
@@ -147,6 +148,10 @@ class Family:
 
     # --- the queries and keys FastV ranks with -----------------------------------------------------
     def rotary(self, attention: nn.Module) -> Callable:
+        """The rotary the attention applies to its queries and keys: ``(q, k, cos, sin) -> (q, k)``."""
+        multimodal = multimodal_rotary(attention)
+        if multimodal is not None:
+            return multimodal
         module = sys.modules[type(attention).__module__]
         rotary = getattr(module, "apply_rotary_pos_emb", None)
         if rotary is None:

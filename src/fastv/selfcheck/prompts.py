@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fastv.compat import molmo2_concat_images
+from fastv.compat import gemma4_video_inputs, generate_expands_multi_image_prompts, molmo2_concat_images
 from fastv.selfcheck.tiny import (
     AUDIO_END_TOKEN,
     AUDIO_START_TOKEN,
@@ -25,6 +25,12 @@ from fastv.selfcheck.tiny import (
     mm_prompt,
     prompt_ids,
 )
+
+
+def copied_prompt_images() -> int:
+    """Images per prompt for checks that let ``generate`` copy the prompt (beams, ``num_return_sequences``):
+    two, or one where this release's ``generate`` copies a several-image prompt wrongly (see compat)."""
+    return 2 if generate_expands_multi_image_prompts() else 1
 
 
 def image_prompt(vlm: TinyVLM, n_images: int = 2, seed: int = 0, before: int = 3, stacked: bool = False) -> dict:
@@ -145,9 +151,7 @@ def gemma4_prompt(
         pixels, positions = vlm.patches(n_images, seed)
         inputs.update(pixel_values=pixels, image_position_ids=positions)
     if frames:
-        pixels, positions = vlm.patches(frames, seed + 100)
-        inputs.update(pixel_values_videos=pixels, video_position_ids=positions)
-        inputs["num_frames_per_video"] = torch.tensor([frames])
+        inputs.update(gemma4_video_inputs(*vlm.patches(frames, seed + 100)))
     return inputs
 
 

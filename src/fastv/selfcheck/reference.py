@@ -178,7 +178,9 @@ def reference_logits(
         for i, layer in enumerate(lm.layers[k:], start=k):
             cos, sin = rotary[i]
             mask = layer_mask(i, len(kept), kept_blocks)
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, kept], sin[:, kept]), **extra)
+            hidden = layer(
+                hidden, attention_mask=mask, position_embeddings=(cos[..., kept, :], sin[..., kept, :]), **extra
+            )
             hidden = _add_deepstack(hidden, kept, i, deepstack)
         return model_head(model, final_norm(lm)(hidden))
 
