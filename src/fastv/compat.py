@@ -180,9 +180,9 @@ def gemma4_video_inputs(pixels: torch.Tensor, positions: torch.Tensor) -> dict[s
 def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
     """The rotary an M-RoPE attention applies itself, as ``(q, k, cos, sin) -> (q, k)``, or None.
 
-    Before 5.22 Qwen2-VL-style decoders hand every layer per-axis (3, B, n, d) cos/sin tables and the
+    Up to 5.16 Qwen2-VL-style decoders hand every layer per-axis (3, B, n, d) cos/sin tables and the
     attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
-    5.22 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
+    5.17 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
     Read off the attention's forward source, not the version number.
     """
     if "apply_multimodal_rotary_pos_emb(" not in inspect.getsource(type(attention).forward):
@@ -203,3 +203,29 @@ def generate_expands_multi_image_prompts() -> bool:
     from transformers.generation.utils import GenerationMixin
 
     return "_expand_multimodal_outputs" in inspect.getsource(GenerationMixin._expand_inputs_for_generation)
+
+
+def minicpmv4_6_packs_mixed_sizes() -> bool:
+    """Whether MiniCPM-V 4.6's window-attention merger takes images of different sizes in one NaViT pack.
+
+    5.22.2 on merge each 2x2 window where the window index placed it. 5.16.1 reshapes the pack as equal
+    images of the first image's patch grid: other sizes fail in ``view`` or, where the patch counts happen
+    to fit (8x16 and 16x8), are merged with the wrong grid silently (with or without FastV).
+
+    Read off the merger's forward source (its call of ``get_vision_merged_shape``), not the version number.
+    """
+    from transformers.models.minicpmv4_6.modeling_minicpmv4_6 import MiniCPMV4_6ViTWindowAttentionMerger
+
+    return "get_vision_merged_shape" not in inspect.getsource(MiniCPMV4_6ViTWindowAttentionMerger.forward)
+
+
+def stacked_image_features(features: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``get_image_features(...).pooler_output`` as one ``(images, tokens, hidden)`` tensor, for towers whose
+    images all give the same token count: FastVLM returns that tensor from 5.22.2 (5.16.1: a list of
+    ``(tokens, hidden)`` per image), LLaVA a list on every release.
+
+    Read off the returned value's type, not the version number.
+    """
+    if isinstance(features, torch.Tensor):
+        return features
+    return torch.stack(list(features))

@@ -188,6 +188,7 @@ class _Patch:
                 "FastV needs `input_ids` at prefill to find the image tokens (the decoder only sees embeddings). "
                 "Pass input_ids (with pixel values) instead of inputs_embeds."
             )
+        self.family.check_inputs(model, call.inputs)
         ids = call.input_ids
         valid = torch.ones_like(ids, dtype=torch.bool) if call.attention_mask is None else call.attention_mask.bool()
         if valid.shape != ids.shape:

@@ -238,6 +238,7 @@ def test_fast_vlm_map_cells_follow_the_models_flattening():
     from transformers.modeling_outputs import BaseModelOutputWithPooling
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+    from fastv.compat import stacked_image_features
     from fastv.selfcheck.tiny import tiny_fast_vlm
 
     vlm = tiny_fast_vlm(layers=1)
@@ -254,7 +255,7 @@ def test_fast_vlm_map_cells_follow_the_models_flattening():
     tower, projector = inner.vision_tower, inner.multi_modal_projector
     inner.vision_tower, inner.multi_modal_projector = Map(), torch.nn.Identity()
     try:
-        redness = inner.get_image_features(pixels).pooler_output[0, :, 0]
+        redness = stacked_image_features(inner.get_image_features(pixels).pooler_output)[0, :, 0]
     finally:
         inner.vision_tower, inner.multi_modal_projector = tower, projector
     ids = torch.tensor([[5, *[IMAGE_TOKEN] * 4, 6]])

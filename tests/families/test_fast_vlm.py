@@ -3,6 +3,7 @@ FastViTHD): the equivalence suite."""
 
 from __future__ import annotations
 
+from fastv.compat import stacked_image_features
 from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.reference import language_model
 from fastv.selfcheck.tiny import tiny_fast_vlm
@@ -13,7 +14,9 @@ from tests.families.rankers import check_every_ranker
 def test_tiny_model_has_a_qwen2_decoder_and_a_4_token_grid():
     vlm = tiny_fast_vlm()
     assert type(language_model(vlm.model).layers[0].self_attn).__name__ == "Qwen2Attention"
-    features = vlm.model.model.get_image_features(pixel_values=vlm.pixel_values(2)).pooler_output
+    features = stacked_image_features(
+        vlm.model.model.get_image_features(pixel_values=vlm.pixel_values(2)).pooler_output
+    )
     assert tuple(features.shape[:2]) == (2, vlm.image_tokens)
 
 

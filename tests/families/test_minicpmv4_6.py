@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import fastv
+from fastv.compat import minicpmv4_6_packs_mixed_sizes
 from fastv.errors import FastVError, UnsupportedModelError
 from fastv.selfcheck.prompts import image_runs, minicpmv_batch, minicpmv_prompt
 from fastv.selfcheck.reference import language_model
@@ -79,6 +80,23 @@ def test_padded_batch_of_different_sizes_matches_single_runs(minicpmv):
     for rank in ("last_token", "random"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(minicpmv.model, singles, minicpmv_batch(singles), config, steps=6)
+
+
+def test_a_pack_of_mixed_sizes_matches_the_reference_or_is_refused(minicpmv):
+    """8x16 and 16x8 patches: equal counts, so a release whose window merger reads every image with the first
+    one's grid (5.16.1) encodes the second wrongly without an error; FastV refuses it there, names the fix."""
+    inputs = minicpmv_prompt(minicpmv, sizes=((8, 16), (16, 8)), packable=False)
+    config = fastv.FastVConfig(k=2, ratio=0.75)
+    if minicpmv4_6_packs_mixed_sizes():
+        check_against_reference(minicpmv.model, inputs, config, _prunable(inputs))
+        return
+    minicpmv.model(**inputs)  # the stock model runs: the misread is silent
+    fastv.apply(minicpmv.model, config)
+    try:
+        with pytest.raises(FastVError, match=r"target_sizes \[\[8, 16\], \[16, 8\]\].* Upgrade transformers"):
+            minicpmv.model(**inputs)
+    finally:
+        fastv.remove(minicpmv.model)
 
 
 def test_remove_restores_the_model(minicpmv):

@@ -93,6 +93,12 @@ class Family:
                 f"{self.name!r} adapter cannot rebuild to rank image tokens."
             )
 
+    def check_inputs(self, model: nn.Module, inputs: dict) -> None:
+        """Refuse, at prefill and before the vision tower runs, inputs this release's model would misread.
+
+        Default: nothing to refuse.
+        """
+
     def is_recurrent(self, layer_idx: int, text_config) -> bool:
         """Whether decoder layer ``layer_idx`` is a recurrent one (Gated DeltaNet, short convolution).
 

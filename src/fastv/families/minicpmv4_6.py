@@ -9,9 +9,11 @@ between start / end markers, so ``budget="per_image"`` ranks each slice and fram
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from fastv.errors import UnsupportedModelError
+from fastv.compat import minicpmv4_6_packs_mixed_sizes, transformers_version
+from fastv.errors import FastVError, UnsupportedModelError
 from fastv.families.base import Family
 from fastv.families.qwen3_5 import Qwen3_5Family
 
@@ -35,3 +37,20 @@ class MiniCPMV4_6Family(Qwen3_5Family):
                 f"[query | gate]) and knows only the {list(_TEXT_TYPES)} decoders MiniCPM-V 4.6 ships with."
             )
         super().check_supported(model, language_model)
+
+    def check_inputs(self, model: nn.Module, inputs: dict) -> None:
+        """Refuse a NaViT pack of differently sized images where the release's window merger reads every image
+        with the first one's patch grid (it would fail or, where the counts fit, encode them wrongly)."""
+        mode = inputs.get("downsample_mode") or getattr(model.config, "downsample_mode", None)
+        for key in ("target_sizes", "target_sizes_videos"):
+            sizes = inputs.get(key)
+            if sizes is None or len(sizes) < 2 or not bool((torch.as_tensor(sizes) != sizes[0]).any()):
+                continue
+            if mode == "4x" or minicpmv4_6_packs_mixed_sizes():  # "4x" skips the window merger
+                return
+            raise FastVError(
+                f"transformers {transformers_version()}'s MiniCPM-V 4.6 window merger reads every image of a pack "
+                f"with the first one's patch grid, so {key} {torch.as_tensor(sizes).tolist()} would be encoded "
+                "wrongly (with or without FastV). Upgrade transformers to 5.22.2 or later, pass images of one "
+                "size per pack, or downsample_mode='4x'."
+            )

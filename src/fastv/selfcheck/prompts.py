@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from fastv.compat import gemma4_video_inputs, generate_expands_multi_image_prompts, molmo2_concat_images
+from fastv.compat import (
+    gemma4_video_inputs,
+    generate_expands_multi_image_prompts,
+    minicpmv4_6_packs_mixed_sizes,
+    molmo2_concat_images,
+)
 from fastv.selfcheck.tiny import (
     AUDIO_END_TOKEN,
     AUDIO_START_TOKEN,
@@ -463,9 +468,16 @@ def minicpmv_prompt(
     frames: int = 0,
     seed: int = 0,
     before: int = 3,
+    packable: bool = True,
 ) -> dict:
     """MiniCPM-V 4.6: text, images of ``sizes`` (h, w patches), then a video of ``frames`` 8x8-patch frames,
-    each image and frame its own run of tokens; patches NaViT-packed into one row, as its processor does."""
+    each image and frame its own run of tokens; patches NaViT-packed into one row, as its processor does.
+
+    ``packable``: where the release's vision tower cannot pack images of different sizes (5.16.1), every image
+    is 8x8 patches instead (also across a ``minicpmv_batch``); False keeps ``sizes`` to test the refusal.
+    """
+    if packable and not minicpmv4_6_packs_mixed_sizes():
+        sizes = tuple((8, 8) for _ in sizes)
     segments = [(IMAGE_TOKEN, vlm.tokens(size)) for size in sizes] + [(VIDEO_TOKEN, vlm.tokens((8, 8)))] * frames
     ids, _ = mm_prompt(before, segments, 5, seed=seed)
     inputs = {"input_ids": ids[None], "attention_mask": torch.ones_like(ids[None])}

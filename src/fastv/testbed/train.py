@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fastv.builtin.pretrain import lr_at as warmup_cosine
+from fastv.compat import stacked_image_features
 from fastv.sortofclevr.files import scenes
 from fastv.sortofclevr.questions import QUESTION_TYPES, ask
 from fastv.sortofclevr.scene import COLORS, render
@@ -81,7 +82,7 @@ def word_table(vlm: Any, tokenizer: Any) -> torch.Tensor:
 def image_embeddings(vlm: Any, pixels: torch.Tensor) -> torch.Tensor:
     """``(images, N_IMAGE_TOKENS, hidden)``: what the language model receives at the image positions
     (LLaVA's own feature selection and projector)."""
-    return torch.stack(vlm.model.get_image_features(pixel_values=pixels).pooler_output)
+    return stacked_image_features(vlm.model.get_image_features(pixel_values=pixels).pooler_output)
 
 
 RELATIONAL_WEIGHT = 3.0  # closest / furthest tokens: the slowest facts for the tower to learn
