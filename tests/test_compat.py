@@ -113,3 +113,17 @@ def test_gemma4_video_switch_says_what_the_stock_model_does():
     version = Version(transformers.__version__)
     assert ran == (version >= Version("5.23") or version < Version("5.19"))
     assert compat.gemma4_nests_videos() == (version < Version("5.19"))
+
+
+def test_rotary_table_switch_says_what_the_flop_counter_sees():
+    """``rotary_table_is_matmul`` is True exactly where FlopCounterMode counts the rotary table (up to 5.18:
+    2 FLOPs per position and inverse frequency); from 5.19 the table is a broadcast multiply it does not see."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+    rotary = LlamaRotaryEmbedding(LlamaConfig(hidden_size=64, num_attention_heads=4, head_dim=16))
+    positions = torch.arange(18)[None]
+    with FlopCounterMode(display=False) as counter:
+        rotary(torch.zeros(1, 18, 64), positions)
+    assert counter.get_total_flops() == (2 * 18 * 8 if compat.rotary_table_is_matmul(rotary) else 0)

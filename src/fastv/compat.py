@@ -229,3 +229,15 @@ def stacked_image_features(features: torch.Tensor | list[torch.Tensor] | tuple[t
     if isinstance(features, torch.Tensor):
         return features
     return torch.stack(list(features))
+
+
+def rotary_table_is_matmul(rotary: torch.nn.Module) -> bool:
+    """Whether ``rotary`` (a rotary embedding module) builds its cos/sin table with a matmul.
+
+    Up to 5.18 every rotary embedding computes its angles as ``inv_freq_expanded @ position_ids_expanded``,
+    a batched matmul with an inner size of 1 that ``FlopCounterMode`` counts (2 FLOPs per angle); from 5.19
+    it is a broadcast ``position_ids[..., None] * inv_freq``, which it does not count. Neither is a FLOP of
+    fastv's exact count (RoPE is left out on every release). Read off the forward's source, not the version.
+    """
+    source = inspect.getsource(type(rotary).forward)
+    return re.search(r"inv_freq_expanded\S*\s*@", source) is not None
