@@ -241,3 +241,12 @@ def rotary_table_is_matmul(rotary: torch.nn.Module) -> bool:
     """
     source = inspect.getsource(type(rotary).forward)
     return re.search(r"inv_freq_expanded\S*\s*@", source) is not None
+
+
+def video_llava_image_keyword() -> str:
+    """The keyword Video-LLaVA takes image pixels by: ``pixel_values`` from 5.21 (which deprecates the old
+    ``pixel_values_images``), ``pixel_values_images`` before. Read off the forward's parameters."""
+    from transformers import VideoLlavaForConditionalGeneration
+
+    parameters = inspect.signature(VideoLlavaForConditionalGeneration.forward).parameters
+    return "pixel_values" if "pixel_values" in parameters else "pixel_values_images"

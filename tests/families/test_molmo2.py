@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fastv
+from fastv.families import supported_families
 from fastv.selfcheck.prompts import molmo2_batch, molmo2_prompt
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, MOLMO2_COLUMN, MOLMO2_MARKERS, tiny_molmo2
@@ -23,6 +24,9 @@ from tests.families.equivalence import (
     prefill_with_fastv,
 )
 from tests.families.rankers import check_every_ranker
+
+MISSING = supported_families()["molmo2"].unavailable_reason()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 VARIANTS = ["molmo2", "molmo2_o"]
 IMAGES = (((2, 2), (2, 3)), ((2, 1), (1, 2)))  # two images: (low-res rows, cols), (high-res rows, cols)

@@ -36,6 +36,7 @@ class Molmo2Family(Family):
     name = "molmo2"
     model_types = ("molmo2",)
     model_classes = ("Molmo2ForConditionalGeneration", "Molmo2Model")
+    first_transformers = "5.20.0"
     prunable_token_attrs = ("image_patch_id",)
 
     def _project(self, attention: nn.Module, hidden: torch.Tensor, proj: str, norm: str) -> torch.Tensor:

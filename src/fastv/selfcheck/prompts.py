@@ -9,6 +9,7 @@ from fastv.compat import (
     generate_expands_multi_image_prompts,
     minicpmv4_6_packs_mixed_sizes,
     molmo2_concat_images,
+    video_llava_image_keyword,
 )
 from fastv.selfcheck.tiny import (
     AUDIO_END_TOKEN,
@@ -216,8 +217,7 @@ def video_prompt(
     if image is not None:
         if vlm.image_tokens:  # fixed-grid image tower (Video-LLaVA)
             parts.append((IMAGE_TOKEN, vlm.image_tokens))
-            # Video-LLaVA's old name for it, pixel_values_images, is deprecated
-            inputs["pixel_values"] = vlm.pixel_values(1, seed)
+            inputs[video_llava_image_keyword()] = vlm.pixel_values(1, seed)
         else:
             tiles, count = llava_next_image(vlm, image, seed=seed)
             parts.append((IMAGE_TOKEN, count))

@@ -778,14 +778,17 @@ def tiny_perception_lm(attn_implementation: str = "sdpa", layers: int = 4, seed:
     """
     from transformers import PerceptionLMConfig, PerceptionLMForConditionalGeneration
 
+    tower = vision_config()
+    tower.model_args = {"embed_dim": 32}
     config = PerceptionLMConfig(
-        vision_config={**vision_config().to_dict(), "model_args": {"embed_dim": 32}},
+        vision_config=tower.to_dict(),
         text_config=text_config(layers=layers).to_dict(),
         vision_use_cls_token=True,
         projector_pooling_ratio=2,
         image_token_id=IMAGE_TOKEN,
         video_token_id=VIDEO_TOKEN,
     )
+    config.vision_config = tower  # up to 5.19 the config wraps any vision config as timm's: keep the stand-in
     model = PerceptionLMForConditionalGeneration(config)
     return TinyVideoVLM(
         _finish(model, attn_implementation, seed), image_tokens=4, image_size=16, video_tokens_per_frame=4
