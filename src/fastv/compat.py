@@ -177,15 +177,32 @@ def gemma4_video_inputs(pixels: torch.Tensor, positions: torch.Tensor) -> dict[s
     }
 
 
+def decoder_under_model(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The decoder stack where the outer model holds it directly as ``model.model``, or None.
+
+    An Omni thinker (Qwen2.5-Omni, Qwen3-Omni) in 5.16 holds its audio / vision towers, the
+    ``get_*_features`` helpers and its text decoder itself (``thinker.model`` has the ``layers``); by 5.22 a
+    ``*ThinkerModel`` wraps them and the decoder is ``thinker.model.language_model``, as in other VLMs.
+    Read off the module tree, not the version number.
+    """
+    inner = getattr(model, "model", None)
+    return inner if isinstance(inner, torch.nn.Module) and hasattr(inner, "layers") else None
+
+
+@functools.cache
+def _applies_multimodal_rotary(attention_class: type) -> bool:
+    return "apply_multimodal_rotary_pos_emb(" in inspect.getsource(attention_class.forward)
+
+
 def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
     """The rotary an M-RoPE attention applies itself, as ``(q, k, cos, sin) -> (q, k)``, or None.
 
-    Up to 5.16 Qwen2-VL-style decoders hand every layer per-axis (3, B, n, d) cos/sin tables and the
+    Up to 5.16 Qwen2-VL-style decoders (Qwen2-VL, Qwen2.5-VL, the Qwen2.5-Omni thinker) hand every layer per-axis (3, B, n, d) cos/sin tables and the
     attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
     5.17 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
     Read off the attention's forward source, not the version number.
     """
-    if "apply_multimodal_rotary_pos_emb(" not in inspect.getsource(type(attention).forward):
+    if not _applies_multimodal_rotary(type(attention)):
         return None
     module = sys.modules[type(attention).__module__]
     section = attention.config.rope_parameters["mrope_section"]

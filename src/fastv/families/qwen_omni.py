@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fastv.compat import decoder_under_model
 from fastv.families.base import Family
 from fastv.families.layout import LayoutRequest, VisualLayout
 from fastv.families.qwen3_vl import patch_deepstack
@@ -36,6 +37,10 @@ class QwenOmniFamily(Family):
     name = "qwen2_5_omni_thinker"
     model_types = ("qwen2_5_omni_thinker",)
     model_classes = ("Qwen2_5OmniThinkerForConditionalGeneration",)
+
+    def language_model(self, model: nn.Module) -> nn.Module:
+        """The thinker's text decoder: ``thinker.model`` itself in releases without a ``*ThinkerModel``."""
+        return decoder_under_model(model) or super().language_model(model)
 
     def prunable_mask(self, model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
         """Image and video tokens, never audio tokens."""

@@ -368,7 +368,7 @@ def interleave_audio(vlm: TinyQwenOmni, video_grid, n_audio: int, second_per_gri
     out: list[int] = []
     if config.model_type == "qwen2_5_omni_thinker":
         per_chunk = int(config.position_id_per_seconds * config.seconds_per_chunk)
-        chunked = vlm.model.model.get_chunked_index
+        chunked = vlm.model.get_chunked_index
         video_chunks = chunked(torch.tensor(video), per_chunk, 0)
         audio_chunks = chunked(torch.tensor(audio), per_chunk, 0)
         for j in range(max(len(video_chunks), len(audio_chunks))):
@@ -414,7 +414,7 @@ def omni_positions(vlm: TinyQwenOmni, inputs: dict):
     """positions(n_total) for an Omni thinker, from its own get_rope_index (audio lengths from the
     feature_attention_mask, video time steps from video_second_per_grid)."""
     lengths = inputs["feature_attention_mask"].sum(-1) if "feature_attention_mask" in inputs else None
-    prompt, _ = vlm.model.model.get_rope_index(
+    prompt, _ = vlm.model.get_rope_index(
         inputs["input_ids"],
         inputs.get("image_grid_thw"),
         inputs.get("video_grid_thw"),

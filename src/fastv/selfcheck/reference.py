@@ -24,9 +24,15 @@ import inspect
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
+from fastv.compat import decoder_under_model
+
 
 def language_model(model) -> torch.nn.Module:
-    """The decoder stack inside a VLM (``model.model.language_model`` or ``model.model.text_model``)."""
+    """The decoder stack inside a VLM (``model.model.language_model`` or ``model.model.text_model``; the
+    ``model.model`` itself where the release puts it there, as 5.16's Omni thinkers)."""
+    direct = decoder_under_model(model)
+    if direct is not None:
+        return direct
     for attr in ("language_model", "text_model"):
         module = getattr(model.model, attr, None)
         if module is not None and hasattr(module, "layers"):

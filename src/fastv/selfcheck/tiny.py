@@ -1100,11 +1100,11 @@ class TinyQwenOmni(TinyQwenVL):
 
     def audio(self, frames: int, seed: int = 0) -> tuple[torch.Tensor, int]:
         """Log-mel features (mel_bins, frames) of one clip and the number of audio tokens the model makes of it
-        (counted by its own audio tower)."""
+        (counted by its own audio tower; the thinker's ``get_audio_features``, which every release has)."""
         generator = torch.Generator().manual_seed(seed)
         features = torch.randn(self.mel_bins, frames, generator=generator)
         with torch.no_grad():
-            out = self.model.model.get_audio_features(features[None], torch.ones(1, frames, dtype=torch.long))
+            out = self.model.get_audio_features(features[None], torch.ones(1, frames, dtype=torch.long))
         return features, int(out.last_hidden_state.shape[0])
 
 
