@@ -10,7 +10,7 @@ compile() {  # compile OUTPUT [INPUT...]
     uv pip compile --quiet --upgrade --python-version 3.11 --find-links "$wheels" --no-emit-find-links \
         --custom-compile-command "bash locks/compile.sh" -o "$out" "$@"
 }
-for stack in oldest newest; do
+for stack in oldest vllm newest; do
     compile "$stack.txt" ../pyproject.toml --extra dev --extra lmms -c constraints.in -c "$stack.in"
 done
 compile no-deps.txt --no-deps no-deps.in

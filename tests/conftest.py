@@ -12,6 +12,9 @@ import torch
 
 from fastv.selfcheck.tiny import TinyVLM, tiny_llava, tiny_llava_next
 
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):  # pytest -n: share the cores, don't oversubscribe
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 
 @pytest.fixture(autouse=True)
 def _deterministic_torch():

@@ -60,7 +60,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
     with pytest.warns(
-        UserWarning, match=rf"tested on transformers 5\.22\.2 to 5\.25\.0; you have {version}.*fastv doctor"
+        UserWarning, match=rf"tested on transformers 5\.16\.1 to 5\.25\.0; you have {version}.*fastv doctor"
     ):
         fastv.apply(llava.model, fastv.FastVConfig())
     fastv.remove(llava.model)
@@ -70,7 +70,7 @@ def test_newer_transformers_warns_once_naming_range_and_doctor(llava, monkeypatc
     fastv.remove(llava.model)
 
 
-@pytest.mark.parametrize("version", ["5.22.2", "5.23.0", "5.24.0", "5.25.0", "5.25.0.dev0"])
+@pytest.mark.parametrize("version", ["5.16.1", "5.22.2", "5.23.0", "5.24.0", "5.25.0", "5.25.0.dev0"])
 def test_tested_releases_do_not_warn(llava, monkeypatch, version):
     monkeypatch.setattr(compat, "transformers_version", lambda: Version(version))
     monkeypatch.setattr(compat, "_warned", set())
@@ -93,7 +93,10 @@ def test_declared_range_and_locks_are_the_tested_releases():
     assert Version(floor) == Version(oldest)
     assert _pinned("oldest.txt", "transformers") == oldest
     assert _pinned("newest.txt", "transformers") == newest
-    assert _pinned("newest.txt", "torch") == _pinned("oldest.txt", "torch") == "2.13.0+cpu"
+    bound = re.search(r"^transformers<(\S+)$", (ROOT / "locks" / "vllm.in").read_text(), re.MULTILINE).group(1)
+    assert Version(oldest) <= Version(_pinned("vllm.txt", "transformers")) < Version(bound)
+    for lock in ("oldest.txt", "vllm.txt", "newest.txt"):
+        assert Version(_pinned(lock, "torch")).base_version in compat.TESTED_TORCH, lock
 
 
 def test_gemma4_video_switch_says_what_the_stock_model_does():

@@ -21,8 +21,11 @@ from packaging.version import Version
 from transformers import masking_utils
 from transformers.cache_utils import Cache
 
-# The oldest and newest transformers releases CI runs the whole suite on (locks/oldest.txt, locks/newest.txt).
-TESTED_TRANSFORMERS = ("5.22.2", "5.25.0")
+# The oldest and newest transformers releases CI runs the whole suite on (locks/oldest.txt, locks/newest.txt;
+# locks/vllm.txt holds the newest a current vLLM accepts, between them).
+TESTED_TRANSFORMERS = ("5.16.1", "5.25.0")
+# The torch releases CI runs the suite on (every lock pins it); fastv needs torch>=2.5 (torch.distributed.tensor).
+TESTED_TORCH = ("2.13.0",)
 
 
 # The keyword forwards and mask builders take the KV cache by: ``cache`` from 5.24, ``past_key_values`` before.

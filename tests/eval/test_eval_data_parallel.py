@@ -35,7 +35,7 @@ def test_two_processes_equal_one(tmp_path):
     assert main([*ARGS, "--out", str(tmp_path / "one")]) == 0
     script = Path(fastv.__file__).with_name("__main__.py")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     done = subprocess.run([*command, *ARGS, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))

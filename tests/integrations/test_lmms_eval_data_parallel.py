@@ -31,7 +31,7 @@ def _run(tmp_path: Path, ckpt: Path, include_path: Path, launcher: list[str], na
 @pytest.mark.slow
 def test_two_ranks_equal_one_process(tmp_path, ckpt, include_path):
     single = _run(tmp_path, ckpt, include_path, [sys.executable], "single")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     parallel = _run(tmp_path, ckpt, include_path, torchrun, "parallel")
     per_sample = [
         sorted((s["doc_id"], s["filtered_resps"], s["flops_pct"]) for s in run[1]) for run in (single, parallel)

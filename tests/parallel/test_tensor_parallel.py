@@ -36,7 +36,15 @@ def runs(tmp_path_factory) -> tuple[dict, Path]:
         expected[family] = fastv_results(case.model, case.inputs)
     worker = Path(__file__).with_name("tp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", str(worker), str(root)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={WORLD}",
+        str(worker),
+        str(root),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     return expected, sharded, root

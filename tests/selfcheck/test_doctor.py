@@ -6,9 +6,12 @@ import json
 
 import pytest
 import torch
+import transformers
+from packaging.version import Version
 
 import fastv
 import fastv.patch
+from fastv import selfcheck
 from fastv.cli import main
 from fastv.families import supported_families
 from fastv.selfcheck import doctor, tolerance
@@ -73,7 +76,9 @@ def test_a_broken_patch_fails(monkeypatch, breakage, symptom):
 
 def test_cli_exit_code_follows_the_verdict(monkeypatch, capsys):
     assert main(["doctor", "--family", "llava", "--attn", "sdpa"]) == 0
-    assert "all 1 checks passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all 1 checks passed" in out
+    assert f"fastv doctor on transformers {transformers.__version__}, torch {torch.__version__}, cpu:" in out
     _drop_the_best_tokens(monkeypatch)
     assert main(["doctor", "--family", "llava", "--attn", "sdpa", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
@@ -108,3 +113,11 @@ def test_half_precision_tolerance_is_in_ulps_of_the_largest_logit():
     assert tolerance(torch.bfloat16, 10.0) == pytest.approx(8 * 2**-7 * 10)
     report = doctor(attn=["sdpa"], families=["llava"], dtype=torch.bfloat16)
     assert report.ok and report.rows[0].dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("tested", [("2.13.0",), ("9.0.0",)])
+def test_a_torch_release_ci_does_not_run_is_noted(monkeypatch, tested):
+    monkeypatch.setattr(selfcheck, "TESTED_TORCH", tested)
+    notes = doctor(attn=["sdpa"], families=["llava"]).notes
+    untested = [note for note in notes if note.startswith(f"torch {torch.__version__} is not a release CI runs")]
+    assert len(untested) == (Version(torch.__version__).base_version not in tested)

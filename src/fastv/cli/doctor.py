@@ -56,7 +56,10 @@ def _print(report) -> None:
     if not console.is_terminal:  # CI logs and pipes: do not squeeze the table into 80 columns
         console = Console(width=120)
     console.print("  ".join(f"{key} [bold]{value}[/]" for key, value in report.versions.items()))
-    table = Table(title="fastv doctor: FastV(k=2, ratio=0.5) against the unpatched model and the reference")
+    stack = (
+        f"transformers {report.versions['transformers']}, torch {report.versions['torch']}, {report.versions['device']}"
+    )
+    table = Table(title=f"fastv doctor on {stack}: FastV(k=2, ratio=0.5) against the unpatched model and the reference")
     for column in ("family", "backend", "dtype", "ratio 0", "kept set", "max diff", "tolerance", "remove()", "verdict"):
         table.add_column(column, justify="right" if column in ("max diff", "tolerance") else "left")
     for row in report.rows:

@@ -14,9 +14,10 @@ from importlib import metadata
 
 import torch
 import transformers
+from packaging.version import Version
 
 import fastv
-from fastv.compat import TESTED_TRANSFORMERS, is_newer_than_tested
+from fastv.compat import TESTED_TORCH, TESTED_TRANSFORMERS, is_newer_than_tested
 from fastv.families import supported_families
 from fastv.selfcheck.cases import CASES, to_device
 from fastv.selfcheck.checks import compare_with_reference, ratio_zero_identical, remove_restores
@@ -79,6 +80,7 @@ def _versions(device: torch.device) -> dict[str, str]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "tested transformers": f"{TESTED_TRANSFORMERS[0]} to {TESTED_TRANSFORMERS[1]}",
+        "tested torch": ", ".join(TESTED_TORCH),
         "device": str(device),
     }
     if device.type == "cuda":
@@ -90,6 +92,11 @@ def _notes() -> list[str]:
     notes = []
     if is_newer_than_tested():
         notes.append(f"transformers {transformers.__version__} is newer than the newest tested release.")
+    if Version(torch.__version__).base_version not in TESTED_TORCH:
+        notes.append(
+            f"torch {torch.__version__} is not a release CI runs the suite on ({', '.join(TESTED_TORCH)}): "
+            "the checks above are what vouch for this stack."
+        )
     owners = metadata.packages_distributions().get("fastv", [])
     others = sorted({name for name in owners if name.lower().replace("_", "-") != "fastv-vlm"})
     if others:
