@@ -228,7 +228,7 @@ def generate_expands_multi_image_prompts() -> bool:
 def minicpmv4_6_packs_mixed_sizes() -> bool:
     """Whether MiniCPM-V 4.6's window-attention merger takes images of different sizes in one NaViT pack.
 
-    5.22.2 on merge each 2x2 window where the window index placed it. 5.16.1 reshapes the pack as equal
+    From 5.19 it merges each 2x2 window where the window index placed it. Up to 5.18 it reshapes the pack as equal
     images of the first image's patch grid: other sizes fail in ``view`` or, where the patch counts happen
     to fit (8x16 and 16x8), are merged with the wrong grid silently (with or without FastV).
 
@@ -241,7 +241,7 @@ def minicpmv4_6_packs_mixed_sizes() -> bool:
 
 def stacked_image_features(features: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """``get_image_features(...).pooler_output`` as one ``(images, tokens, hidden)`` tensor, for towers whose
-    images all give the same token count: FastVLM returns that tensor from 5.22.2 (5.16.1: a list of
+    images all give the same token count: FastVLM returns that tensor from 5.18 (up to 5.17: a list of
     ``(tokens, hidden)`` per image), LLaVA a list on every release.
 
     Read off the returned value's type, not the version number.

@@ -84,7 +84,7 @@ def test_padded_batch_of_different_sizes_matches_single_runs(minicpmv):
 
 def test_a_pack_of_mixed_sizes_matches_the_reference_or_is_refused(minicpmv):
     """8x16 and 16x8 patches: equal counts, so a release whose window merger reads every image with the first
-    one's grid (5.16.1) encodes the second wrongly without an error; FastV refuses it there, names the fix."""
+    one's grid (up to 5.18) encodes the second wrongly without an error; FastV refuses it there, names the fix."""
     inputs = minicpmv_prompt(minicpmv, sizes=((8, 16), (16, 8)), packable=False)
     config = fastv.FastVConfig(k=2, ratio=0.75)
     if minicpmv4_6_packs_mixed_sizes():

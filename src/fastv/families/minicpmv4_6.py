@@ -51,6 +51,6 @@ class MiniCPMV4_6Family(Qwen3_5Family):
             raise FastVError(
                 f"transformers {transformers_version()}'s MiniCPM-V 4.6 window merger reads every image of a pack "
                 f"with the first one's patch grid, so {key} {torch.as_tensor(sizes).tolist()} would be encoded "
-                "wrongly (with or without FastV). Upgrade transformers to 5.22.2 or later, pass images of one "
+                "wrongly (with or without FastV). Upgrade transformers to 5.19 or later, pass images of one "
                 "size per pack, or downsample_mode='4x'."
             )

@@ -473,7 +473,7 @@ def minicpmv_prompt(
     """MiniCPM-V 4.6: text, images of ``sizes`` (h, w patches), then a video of ``frames`` 8x8-patch frames,
     each image and frame its own run of tokens; patches NaViT-packed into one row, as its processor does.
 
-    ``packable``: where the release's vision tower cannot pack images of different sizes (5.16.1), every image
+    ``packable``: where the release's vision tower cannot pack images of different sizes (up to 5.18), every image
     is 8x8 patches instead (also across a ``minicpmv_batch``); False keeps ``sizes`` to test the refusal.
     """
     if packable and not minicpmv4_6_packs_mixed_sizes():
