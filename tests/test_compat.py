@@ -14,6 +14,7 @@ from transformers import DynamicCache
 
 import fastv
 from fastv import compat
+from fastv.families import supported_families
 from fastv.selfcheck.tiny import left_pad, prompt_ids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +131,24 @@ def test_rotary_table_switch_says_what_the_flop_counter_sees():
     with FlopCounterMode(display=False) as counter:
         rotary(torch.zeros(1, 18, 64), positions)
     assert counter.get_total_flops() == (2 * 18 * 8 if compat.rotary_table_is_matmul(rotary) else 0)
+
+
+def test_hunyuan_vl_rotation_is_xd_rope_on_every_release():
+    """The HunYuan-VL adapter's rotary (``compat.multimodal_rotary`` where the attention mixes the axes) on the stock rotary tables (per-axis in 5.16, folded after) rotates as XD-RoPE,
+    built here by hand: rotary dim j (of cos's duplicated halves) turns by axis a(j)'s position times
+    frequency j mod d/2, a(j) being the ``mrope_section`` chunk (2 * section wide) that holds j."""
+    from fastv.selfcheck.reference import language_model
+    from fastv.selfcheck.tiny import tiny_hunyuan_vl
+
+    lm = language_model(tiny_hunyuan_vl(layers=1).model)
+    sections = lm.config.rope_parameters["mrope_section"]
+    n, d = 6, lm.layers[0].self_attn.head_dim
+    positions = torch.stack([torch.arange(n) * (axis + 1) + axis for axis in range(len(sections))])[:, None]
+    tables = lm.rotary_emb(torch.zeros(1, n, lm.config.hidden_size), position_ids=positions)
+    states = torch.randn(1, 2, n, d)
+    rotated = supported_families()["hunyuan_vl"].rotary(lm.layers[0].self_attn)(states, states, *tables)[0]
+
+    axis_of = torch.repeat_interleave(torch.arange(len(sections)), 2 * torch.tensor(sections))
+    angles = positions[axis_of, 0].T.float() * lm.rotary_emb.inv_freq.repeat(2)  # (n, d)
+    half = torch.cat((-states[..., d // 2 :], states[..., : d // 2]), dim=-1)
+    torch.testing.assert_close(rotated, states * angles.cos() + half * angles.sin(), rtol=0, atol=1e-5)

@@ -200,15 +200,15 @@ def _applies_multimodal_rotary(attention_class: type) -> bool:
 def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
     """The rotary an M-RoPE attention applies itself, as ``(q, k, cos, sin) -> (q, k)``, or None.
 
-    Up to 5.16 Qwen2-VL-style decoders (Qwen2-VL, Qwen2.5-VL, the Qwen2.5-Omni thinker) hand every layer per-axis (3, B, n, d) cos/sin tables and the
-    attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
+    Up to 5.16 M-RoPE decoders (Qwen2-VL, Qwen2.5-VL, the Qwen2.5-Omni thinker; HunYuan-VL with four XD-RoPE
+    axes) hand every layer per-axis (axes, B, n, d) cos/sin tables and the attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
     5.17 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
     Read off the attention's forward source, not the version number.
     """
     if not _applies_multimodal_rotary(type(attention)):
         return None
     module = sys.modules[type(attention).__module__]
-    section = attention.config.rope_parameters["mrope_section"]
+    section = getattr(attention, "mrope_section", None) or attention.config.rope_parameters["mrope_section"]
     return functools.partial(module.apply_multimodal_rotary_pos_emb, mrope_section=section)
 
 

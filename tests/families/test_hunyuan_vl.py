@@ -71,7 +71,9 @@ def test_xd_rope_positions_matter(hunyuan):
     embeds, _ = decoder_inputs(hunyuan.model, **inputs)
     out, kept = prefill_with_fastv(hunyuan.model, inputs, fastv.FastVConfig(k=2, ratio=0.5))
     right = reference_logits(hunyuan.model, embeds, kept, 2, hunyuan_positions(hunyuan, inputs)(n))
-    flat = reference_logits(hunyuan.model, embeds, kept, 2, torch.arange(n)[None])
+    axes = len(language_model(hunyuan.model).config.rope_parameters["mrope_section"])
+    # one sequence index on every axis, as (axes, 1, n): 5.16's rotary takes no (1, n) ids for XD-RoPE
+    flat = reference_logits(hunyuan.model, embeds, kept, 2, torch.arange(n).expand(axes, 1, n))
     assert (out.logits - right).abs().max() < TOLERANCE < (out.logits - flat).abs().max()
 
 

@@ -8,7 +8,9 @@ What differs for FastV:
 - positions: ``rope_parameters["mrope_section"]`` lists the axes (position, width, height, image index).
   Text keeps its sequence index on every axis, image tokens get their grid cell and image ordinal on
   the last three. Pruned layers get the kept tokens' original cos/sin (the generic swap), decoding
-  continues after the last prompt position, which the kept text token holds;
+  continues after the last prompt position, which the kept text token holds. The cos/sin reach the
+  attention per axis ``(axes, B, n, d)`` (5.16: the attention mixes them) or folded ``(B, n, d)`` (5.22 on):
+  ``compat.multimodal_rotary`` gives the attention's own rotation, and the swap gathers along dim -2 either way;
 - the image span: the processor writes ``<img_start>``, then ``h/2 * (w/2 + 1) + 2`` image placeholders,
   then ``<img_end>``. The vision tower's patch merger fills the placeholders with a begin row, each grid
   row followed by a newline row, and an end row: those rows are the image features themselves (merger
