@@ -192,9 +192,14 @@ def decoder_under_model(model: torch.nn.Module) -> torch.nn.Module | None:
     return inner if isinstance(inner, torch.nn.Module) and hasattr(inner, "layers") else None
 
 
-@functools.cache
+_APPLIES_MULTIMODAL_ROTARY: dict[type, bool] = {}  # a plain dict: torch.compile traces lookups, not lru_cache
+
+
 def _applies_multimodal_rotary(attention_class: type) -> bool:
-    return "apply_multimodal_rotary_pos_emb(" in inspect.getsource(attention_class.forward)
+    if attention_class not in _APPLIES_MULTIMODAL_ROTARY:
+        source = inspect.getsource(attention_class.forward)
+        _APPLIES_MULTIMODAL_ROTARY[attention_class] = "apply_multimodal_rotary_pos_emb(" in source
+    return _APPLIES_MULTIMODAL_ROTARY[attention_class]
 
 
 def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
