@@ -206,8 +206,9 @@ def multimodal_rotary(attention: torch.nn.Module) -> Callable | None:
     """The rotary an M-RoPE attention applies itself, as ``(q, k, cos, sin) -> (q, k)``, or None.
 
     Up to 5.16 M-RoPE decoders (Qwen2-VL, Qwen2.5-VL, the Qwen2.5-Omni thinker; HunYuan-VL with four XD-RoPE
-    axes) hand every layer per-axis (axes, B, n, d) cos/sin tables and the attention interleaves the axes' ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from
-    5.17 the rotary embedding folds the bands and attention applies a plain ``apply_rotary_pos_emb``.
+    axes) hand every layer per-axis (axes, B, n, d) cos/sin tables and the attention interleaves the axes'
+    ``mrope_section`` bands in ``apply_multimodal_rotary_pos_emb``; from 5.17 the rotary embedding folds the
+    bands and attention applies a plain ``apply_rotary_pos_emb``.
     Read off the attention's forward source, not the version number.
     """
     if not _applies_multimodal_rotary(type(attention)):

@@ -1,6 +1,6 @@
 """torch's FlopCounterMode on a real forward, with the rotary tables it saw apart.
 
-fastv's exact count leaves RoPE out on every release. Up to 5.16 transformers builds each rotary cos/sin
+fastv's exact count leaves RoPE out on every release. Up to 5.18 transformers builds each rotary cos/sin
 table with a matmul that FlopCounterMode counts (``fastv.compat.rotary_table_is_matmul``): 2 FLOPs per
 angle, one angle per position id and inverse frequency. The tests add that figure to fastv's count, worked
 out here from the positions each call received, so every comparison stays an exact equality.

@@ -105,7 +105,7 @@ def test_qwen2_vl_config_is_counted_with_gqa():
 
 
 def _count(model, **inputs) -> int:
-    """FlopCounterMode's total for a prefill, less the rotary tables it saw (counted up to transformers 5.16;
+    """FlopCounterMode's total for a prefill, less the rotary tables it saw (counted up to transformers 5.18;
     fastv's count leaves RoPE out on every release)."""
     counted, rotary_tables = count_flops(model, **inputs, logits_to_keep=1)
     return counted["Global"] - rotary_tables

@@ -31,7 +31,7 @@ N = 20  # prompt tokens; more than the tiny Gemma 4's sliding window (8)
 
 
 def _counted(model: nn.Module) -> tuple[dict[str, int], int]:
-    """FlopCounterMode per module of a text-only prefill, and its rotary tables' share (counted up to 5.16,
+    """FlopCounterMode per module of a text-only prefill, and its rotary tables' share (counted up to 5.18,
     left out of fastv's count); experts as a loop of matmuls, which it sees (grouped_mm is invisible to it).
     Weights are frozen: from transformers 5.25 the recurrent mixers' convolution is a kernels function-module
     called with the conv's bias, and FlopCounterMode's module tracker cannot hook a leaf that requires grad

@@ -22,8 +22,6 @@ WORLD = 2
 # Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24);
 # Molmo2 has no tp_plan ("`tp_size=2` was requested, but `Molmo2ForConditionalGeneration` has no `tp_plan`").
 NOT_LOADABLE = {"qwen3_vl_moe", "molmo2"}
-# Up to 5.18 (Gemma 4's nested-video modeling code) the stock tp_plan leaves a DTensor weight in Gemma 4's
-# vision tower, whose plain-tensor input then fails in aten.mm ("got mixed torch.Tensor and DTensor"; seen on 5.16.1).
 # Up to 5.18 stock tensor-parallel plans leave DTensor weights beside plain-tensor inputs (Gemma 4's vision
 # tower: aten.mm; MoE experts: aten._grouped_mm, "got mixed torch.Tensor and DTensor"; seen on 5.16.1), so
 # the stock models fail before FastV runs: the tensor-parallel check runs from 5.19 (gemma4_nests_videos marks

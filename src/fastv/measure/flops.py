@@ -8,7 +8,7 @@ reported alongside for transparency.
 
 The exact count is in FLOPs (2 per multiply-accumulate), matmuls only (norms, RoPE, activations,
 softmax and residual adds are left out: they are O(n d) and scale with n like the rest; so is the rotary
-cos/sin table, built once per forward, which transformers up to 5.16 computes as a matmul with an inner size
+cos/sin table, built once per forward, which transformers up to 5.18 computes as a matmul with an inner size
 of 1, see :func:`fastv.compat.rotary_table_is_matmul`). Per decoder
 layer: q/o projections (``2 n d q_dim`` each), grouped-query k/v projections (``2 n d kv_dim`` each),
 attention scores and weighted sum (``2 n^2 q_dim`` each, dense n x n as eager/SDPA on CPU compute them;
