@@ -363,6 +363,7 @@ def test_every_family_has_a_layout_or_says_it_has_none():
     assert sorted(without) == [
         "hunyuan_vl",
         "lfm2_vl",
+        "llava_onevision1_5",
         "minicpmv4_6",
         "molmo2",
         "ovis2_5",

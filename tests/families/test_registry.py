@@ -25,6 +25,7 @@ EXPECTED = {
     "llava_next",
     "llava_next_video",
     "llava_onevision",
+    "llava_onevision1_5",
     "minicpmv4_6",
     "molmo2",
     "mistral3",

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import PerceptionLMConfig
 
+import fastv
 from fastv import compat
 from fastv.families import supported_families
 from fastv.selfcheck.cases import CASES
@@ -51,7 +52,9 @@ def runs(tmp_path_factory) -> tuple[dict, Path]:
         torch.save(case.inputs, root / family / "inputs.pt")
         expected[family] = fastv_results(case.model, case.inputs)
     worker = Path(__file__).with_name("tp_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # The workers import the fastv this process imported (a worktree's src, not another checkout's install).
+    paths = [str(Path(fastv.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(paths)}
     command = [
         sys.executable,
         "-m",

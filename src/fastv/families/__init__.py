@@ -22,6 +22,7 @@ from fastv.families.llava import (
     VideoLlavaFamily,
     VipLlavaFamily,
 )
+from fastv.families.llava_onevision1_5 import LlavaOnevision15Family
 from fastv.families.minicpmv4_6 import MiniCPMV4_6Family
 from fastv.families.mistral3 import Mistral3Family
 from fastv.families.molmo2 import Molmo2Family
@@ -112,6 +113,7 @@ _BUILTIN: tuple[Family, ...] = (
     PaliGemmaFamily(),
     Ovis2Family(),
     Ovis2_5Family(),
+    LlavaOnevision15Family(),
     QwenVLFamily(),
     Qwen25VLFamily(),
     Gemma3Family(),

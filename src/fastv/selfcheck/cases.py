@@ -130,6 +130,7 @@ CASES: dict[str, Callable[[str], Case]] = {
     "paligemma": _paligemma,
     "ovis2": _on(tiny.tiny_ovis2, prompts.ovis2_prompt),
     "ovis2_5": _on(tiny.tiny_ovis2_5, prompts.ovis2_5_prompt, frames=2),  # transformers 5.25 on
+    "llava_onevision1_5": _on(tiny.tiny_llava_onevision1_5, prompts.llava_onevision1_5_prompt, frames=2),  # 5.25 on
     # audio, image and video in one prompt: audio tokens are never candidates
     "qwen2_5_omni_thinker": _on(tiny.tiny_qwen2_5_omni, prompts.omni_prompt, _omni_case),
     "qwen3_omni_moe_thinker": _on(tiny.tiny_qwen3_omni, prompts.omni_prompt, _omni_case),

@@ -128,6 +128,36 @@ def ovis2_5_prompt(vlm: TinyQwenVL, n_images: int = 2, seed: int = 0, before: in
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **inputs}
 
 
+def llava_onevision1_5_prompt(
+    vlm: TinyQwenVL, n_images: int = 2, seed: int = 0, before: int = 3, frames: int = 0
+) -> dict:
+    """LLaVA-OneVision-1.5 (its processor is Exaone 4.5's, Qwen2-VL's layout): images of alternating 4x4 /
+    4x6-patch grids, then a video of ``frames`` 4x4-patch frames (one run of video tokens), each as
+    ``<|vision_start|>`` + grid_thw.prod() / 4 placeholders + ``<|vision_end|>``, followed by text."""
+    from fastv.selfcheck.tiny import LLAVA_ONEVISION1_5_MARKERS
+
+    start, end = LLAVA_ONEVISION1_5_MARKERS
+    generator = torch.Generator().manual_seed(seed)
+
+    def text(n: int) -> list[int]:
+        return torch.randint(3, IMAGE_TOKEN, (n,), generator=generator).tolist()
+
+    ids, inputs, patches, grids = text(before), {}, [], []
+    for i in range(n_images):
+        pixels, grid, count = vlm.visual((1, 4, 4 + 2 * (i % 2)), seed=seed + i)
+        ids += [start] + [IMAGE_TOKEN] * count + [end] + text(1)
+        patches.append(pixels)
+        grids.append(grid)
+    if patches:
+        inputs |= {"pixel_values": torch.cat(patches), "image_grid_thw": torch.cat(grids)}
+    if frames:
+        pixels, grid, count = vlm.visual((frames, 4, 4), seed=seed + 100)
+        ids += [start] + [VIDEO_TOKEN] * count + [end] + text(1)
+        inputs |= {"pixel_values_videos": pixels, "video_grid_thw": grid}
+    ids = torch.tensor(ids + text(4))[None]
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **inputs}
+
+
 def image_batch(singles: list[dict]) -> dict:
     """A left-padded batch of fixed-grid image prompts (``image_prompt``), pixels concatenated in order."""
     ids, mask = left_pad([s["input_ids"][0] for s in singles])

@@ -1041,6 +1041,52 @@ def tiny_ovis2_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int =
     return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 4 * 4, merge=2)
 
 
+LLAVA_ONEVISION1_5_MARKERS = (122, 123)  # LLaVA-OneVision-1.5's vision start / end, around every image and video
+
+
+@_seeded
+def tiny_llava_onevision1_5(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyQwenVL:
+    """LLaVA-OneVision-1.5: packed 4x4-pixel patches (no temporal patch) with ``grid_thw`` through a 2-layer
+    Rice ViT (2-D rotary, a class token per frame, each frame attending within itself), merged 2x2, a Qwen3
+    decoder (q/k norms, 1-D positions); images and videos sit between vision start / end markers (text
+    tokens). A (t, h, w) grid of patches gives t * h * w / 4 tokens."""
+    from transformers import LlavaOnevision15Config, LlavaOnevision15ForConditionalGeneration
+
+    start, end = LLAVA_ONEVISION1_5_MARKERS
+    text = {
+        "model_type": "qwen3",
+        "vocab_size": VOCAB,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 1024,
+        "pad_token_id": PAD_TOKEN,
+        "tie_word_embeddings": False,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 4,
+        "spatial_merge_size": 2,
+        "out_hidden_size": 64,
+    }
+    config = LlavaOnevision15Config(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+    )
+    model = LlavaOnevision15ForConditionalGeneration(config)
+    return TinyQwenVL(_finish(model, attn_implementation, seed), patch_dim=3 * 4 * 4, merge=2)
+
+
 IMAGE_BREAK_TOKEN = 124  # Pixtral's [IMG_BREAK] / [IMG_END]: text tokens between an image's rows
 IMAGE_END_TOKEN = 125
 
