@@ -45,6 +45,23 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
+@pytest.fixture(scope="module")
+def smollm2_read_once():
+    """The slow tests dequantise SmolLM2 from its GGUF file once per module (each read costs ~20-40 s on 2 cores):
+    every later ``load_language_model`` call in training, assembly and the tests gets a fresh deep copy of it,
+    as a new read would give."""
+    first = smollm2.load_language_model()
+
+    def load(dtype=torch.float32):
+        assert dtype == torch.float32, dtype  # the copy is float32, as the slow tests load it
+        return copy.deepcopy(first)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (smollm2, train, assembly):
+            patch.setattr(module, "load_language_model", load)
+        yield
+
+
 def _tiny_language_model(tokenizer):
     """A 2-layer random Llama with SmolLM2's tokenizer (a fresh copy per load, as the real loader gives)."""
 
@@ -82,7 +99,9 @@ def test_training_is_seeded_and_stage_two_resumes_exactly(tokenizer, monkeypatch
 
 
 @pytest.mark.slow
-def test_assembly_from_the_installed_smollm2_through_from_pretrained(tmp_path, monkeypatch, tokenizer):
+def test_assembly_from_the_installed_smollm2_through_from_pretrained(
+    tmp_path, monkeypatch, tokenizer, smollm2_read_once
+):
     """One real training step on SmolLM2, then assembly: vision tower and projector as trained, SmolLM2 with
     the LoRA update W + (alpha / r) B A merged (checked by hand), loaded by ``from_pretrained``. About 1.5 min."""
     from fastv.loading import load_model
@@ -202,7 +221,7 @@ def test_every_word_is_one_smollm2_token(tokenizer):
 
 
 @pytest.mark.slow
-def test_shipped_testbed_keeps_its_card_accuracy(tmp_path, monkeypatch):
+def test_shipped_testbed_keeps_its_card_accuracy(tmp_path, monkeypatch, smollm2_read_once):
     """Assembled from the shipped weights through ``from_pretrained``, unpruned, on the fixed sample of the
     model card: at least the card's threshold. About 2 min on 2 cores (assembly included)."""
     from fastv.eval.datasets import load_dataset
