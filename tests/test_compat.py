@@ -152,3 +152,11 @@ def test_hunyuan_vl_rotation_is_xd_rope_on_every_release():
     angles = positions[axis_of, 0].T.float() * lm.rotary_emb.inv_freq.repeat(2)  # (n, d)
     half = torch.cat((-states[..., d // 2 :], states[..., : d // 2]), dim=-1)
     torch.testing.assert_close(rotated, states * angles.cos() + half * angles.sin(), rtol=0, atol=1e-5)
+
+
+def test_loading_switches_mark_the_releases_read_from_the_wheels():
+    """The tensor-parallel rewrite (5.19) and PerceptionLM's own vision configs (5.20) sit where the 5.16.1 to
+    5.25.0 wheels put them."""
+    version = Version(transformers.__version__)
+    assert compat.stock_tensor_parallel_runs_vlms() == (version >= Version("5.19"))
+    assert compat.perception_lm_forces_timm_tower() == (version < Version("5.20"))

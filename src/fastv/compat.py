@@ -276,3 +276,24 @@ def video_llava_image_keyword() -> str:
 
     parameters = inspect.signature(VideoLlavaForConditionalGeneration.forward).parameters
     return "pixel_values" if "pixel_values" in parameters else "pixel_values_images"
+
+
+def stock_tensor_parallel_runs_vlms() -> bool:
+    """Whether transformers' own ``tp_plan="auto"`` loading runs the multimodal models of the registry.
+
+    Up to 5.18 its DTensor backend shards weights but hands some modules plain-tensor inputs (Gemma 4's vision
+    tower: ``aten.mm got mixed torch.Tensor and DTensor``; MoE experts: ``aten._grouped_mm``), so those models
+    fail before FastV runs (seen on 5.16.1). 5.19 rewrote that backend around resolved per-module plans
+    (``resolve_parallel_plans``), with which they load and run (seen on 5.22.2 and 5.25.0)."""
+    from transformers.distributed import tensor_parallel
+
+    return hasattr(tensor_parallel, "resolve_parallel_plans")
+
+
+def perception_lm_forces_timm_tower() -> bool:
+    """Whether ``PerceptionLMConfig`` turns any vision config into timm's (``TimmWrapperConfig``), as up to
+    5.19, so a saved checkpoint with another tower (the self-check's CLIP stand-in) reloads as a timm one."""
+    from transformers import PerceptionLMConfig
+
+    config = PerceptionLMConfig(vision_config={"model_type": "clip_vision_model"})
+    return type(config.vision_config).__name__ == "TimmWrapperConfig"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import PerceptionLMConfig
 
 import fastv
 from fastv import compat
@@ -23,19 +22,11 @@ WORLD = 2
 # Qwen3-VL-MoE's packed expert weights fail to load ("gate_up_proj ... size mismatch"; seen on 5.24);
 # Molmo2 has no tp_plan ("`tp_size=2` was requested, but `Molmo2ForConditionalGeneration` has no `tp_plan`").
 NOT_LOADABLE = {"qwen3_vl_moe", "molmo2"}
-# Up to 5.18 stock tensor-parallel plans leave DTensor weights beside plain-tensor inputs (Gemma 4's vision
-# tower: aten.mm; MoE experts: aten._grouped_mm, "got mixed torch.Tensor and DTensor"; seen on 5.16.1), so
-# the stock models fail before FastV runs: the tensor-parallel check runs from 5.19 (gemma4_nests_videos marks
-# the older modeling code).
 pytestmark = pytest.mark.skipif(
-    compat.gemma4_nests_videos(), reason="stock tensor parallelism fails on this transformers (up to 5.18)"
+    not compat.stock_tensor_parallel_runs_vlms(),
+    reason="transformers' own tensor parallelism fails on Gemma 4 / MoE models here (up to 5.18), before FastV runs",
 )
-# Up to 5.19 PerceptionLM's config turns any saved vision config into timm's, so the tiny model's CLIP stand-in
-# reloads as a timm tower, which needs timm (not installed here).
-if (
-    type(PerceptionLMConfig(vision_config={"model_type": "clip_vision_model"}).vision_config).__name__
-    == "TimmWrapperConfig"
-):
+if compat.perception_lm_forces_timm_tower():  # the tiny CLIP stand-in would reload as timm, not installed here
     NOT_LOADABLE.add("perception_lm")
 FAMILIES = sorted(f for f in set(CASES) - NOT_LOADABLE if supported_families()[f].unavailable_reason() is None)
 
