@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -121,3 +122,31 @@ def test_a_torch_release_ci_does_not_run_is_noted(monkeypatch, tested):
     notes = doctor(attn=["sdpa"], families=["llava"]).notes
     untested = [note for note in notes if note.startswith(f"torch {torch.__version__} is not a release CI runs")]
     assert len(untested) == (Version(torch.__version__).base_version not in tested)
+
+
+def test_cli_prints_how_long_the_run_took(capsys):
+    assert main(["doctor", "--family", "llava", "--attn", "sdpa"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"fastv doctor took \d+\.\d s \(one CPU thread\)", last), last
+    assert main(["doctor", "--family", "llava", "--attn", "sdpa", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seconds"] > 0
+
+
+def test_doctor_runs_on_one_thread_and_restores_the_callers_setting(monkeypatch):
+    """Tiny models gain nothing from threads; on a busy machine each extra one waits for a core at every op."""
+    seen = []
+    original = selfcheck.check_family
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(selfcheck, "check_family", recording)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = doctor(attn=["sdpa", "eager"], families=["llava"])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert report.ok and seen == [1, 1] and report.seconds >= sum(row.seconds for row in report.rows) > 0

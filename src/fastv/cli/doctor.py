@@ -89,6 +89,7 @@ def _print(report) -> None:
     console.print(
         f"[red]{failed} of {checked} checks failed[/]" if failed else f"[green]all {checked} checks passed[/]"
     )
+    console.print(f"fastv doctor took {report.seconds:.1f} s (one CPU thread)", markup=False)
 
 
 def _mark(value: bool | None, good: str) -> str:

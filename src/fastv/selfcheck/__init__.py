@@ -9,6 +9,8 @@ eager attention maps give), (c) ``remove`` restores the model bit for bit.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
@@ -19,7 +21,7 @@ from packaging.version import Version
 import fastv
 from fastv.compat import TESTED_TORCH, TESTED_TRANSFORMERS, is_newer_than_tested
 from fastv.families import supported_families
-from fastv.selfcheck.cases import CASES, to_device
+from fastv.selfcheck.cases import CASES, Case, to_device
 from fastv.selfcheck.checks import compare_with_reference, ratio_zero_identical, remove_restores
 
 # Max abs logit difference allowed against the reference. fp32: an absolute 1e-4 (only reduction order
@@ -42,6 +44,8 @@ def tie_tolerance(dtype: torch.dtype, scores: torch.Tensor | None) -> float:
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 BACKENDS = ("sdpa", "eager", "flash_attention_2")
+# What every case checks: ranked at layer k - 1 = 1 by the default ranker, half the image tokens dropped.
+DOCTOR_CONFIG = fastv.FastVConfig(k=2, ratio=0.5)
 
 
 @dataclass
@@ -65,13 +69,15 @@ class DoctorReport:
     rows: list[DoctorRow]
     versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole run
 
     @property
     def ok(self) -> bool:
         return all(row.verdict != "FAIL" for row in self.rows) and any(row.verdict == "ok" for row in self.rows)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "versions": self.versions, "notes": self.notes, "rows": [asdict(r) for r in self.rows]}
+        rows = [asdict(r) for r in self.rows]
+        return {"ok": self.ok, "seconds": self.seconds, "versions": self.versions, "notes": self.notes, "rows": rows}
 
 
 def _versions(device: torch.device) -> dict[str, str]:
@@ -120,23 +126,39 @@ def _unavailable(backend: str, device: torch.device) -> str | None:
     return None
 
 
+def build_case(model_type: str, backend: str, device: torch.device | str = "cpu", dtype=torch.float32) -> Case:
+    """One family's doctor case: the same tiny weights on every run; the caller's RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return to_device(CASES[model_type](backend), torch.device(device), dtype)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run on one CPU thread: the tiny models' matrices are too small to gain from more, and on a busy
+    machine every extra thread waits for a core at each op (minutes instead of seconds)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def check_family(model_type: str, backend: str, device: torch.device, dtype: torch.dtype, steps: int = 4) -> DoctorRow:
     """The three checks on one family's tiny model with one attention backend."""
     row = DoctorRow(model_type, backend, _name(dtype), str(device), "FAIL")
     start = time.perf_counter()
     try:
-        with torch.random.fork_rng(devices=[]):  # the same tiny weights on every run; the caller's RNG untouched
-            torch.manual_seed(0)
-            case = to_device(CASES[model_type](backend), device, dtype)
-        config = fastv.FastVConfig(k=2, ratio=0.5)
+        case = build_case(model_type, backend, device, dtype)
         row.ratio_zero_identical = ratio_zero_identical(case.model, case.inputs)
         result = compare_with_reference(
-            case.model, case.inputs, config, case.prunable, case.positions, case.blocks, steps=steps
+            case.model, case.inputs, DOCTOR_CONFIG, case.prunable, case.positions, case.blocks, steps=steps
         )
         row.kept_matches = result.kept_matches_up_to_ties(tie_tolerance(dtype, result.scores))
         row.max_diff = result.max_diff
         row.tolerance = tolerance(dtype, result.scale)
-        row.remove_restores = remove_restores(case.model, case.inputs, config)
+        row.remove_restores = remove_restores(case.model, case.inputs, DOCTOR_CONFIG)
         failed = [
             name
             for name, good in [
@@ -162,8 +184,10 @@ def doctor(
 ) -> DoctorReport:
     """Run the self-check; the same table ``fastv doctor`` prints, as data.
 
-    dtype defaults to float32 on the CPU and bfloat16 on a GPU (what users run there).
+    dtype defaults to float32 on the CPU and bfloat16 on a GPU (what users run there). Runs on one CPU
+    thread (``one_thread``), restoring the caller's setting.
     """
+    start = time.perf_counter()
     device = torch.device(device)
     dtype = dtype or (torch.float32 if device.type == "cpu" else torch.bfloat16)
     if dtype not in DTYPES:
@@ -178,15 +202,27 @@ def doctor(
         raise ValueError(f"unknown attention backend {', '.join(bad)}: choose from {', '.join(BACKENDS)}.")
     rows = []
     families_by_type = supported_families()
-    for model_type in chosen:
-        missing = families_by_type[model_type].unavailable_reason()
-        for backend in attn:
-            reason = missing or _unavailable(backend, device)
-            if reason:
-                rows.append(DoctorRow(model_type, backend, _name(dtype), str(device), "skipped", detail=reason))
-            else:
-                rows.append(check_family(model_type, backend, device, dtype))
-    return DoctorReport(rows, _versions(device), _notes())
+    with one_thread():
+        for model_type in chosen:
+            missing = families_by_type[model_type].unavailable_reason()
+            for backend in attn:
+                reason = missing or _unavailable(backend, device)
+                if reason:
+                    rows.append(DoctorRow(model_type, backend, _name(dtype), str(device), "skipped", detail=reason))
+                else:
+                    rows.append(check_family(model_type, backend, device, dtype))
+    return DoctorReport(rows, _versions(device), _notes(), seconds=time.perf_counter() - start)
 
 
-__all__ = ["ULPS", "DoctorReport", "DoctorRow", "check_family", "doctor", "tie_tolerance", "tolerance"]
+__all__ = [
+    "DOCTOR_CONFIG",
+    "ULPS",
+    "DoctorReport",
+    "DoctorRow",
+    "build_case",
+    "check_family",
+    "doctor",
+    "one_thread",
+    "tie_tolerance",
+    "tolerance",
+]

@@ -79,6 +79,28 @@ class ReferenceComparison:
         return max([self.prefill_diff, *self.decode_diffs])
 
 
+def ranking_ties(scores: torch.Tensor, candidates: torch.Tensor, n_drop: int) -> str | None:
+    """Why ranking ``candidates`` ((n,) bool) by ``scores`` ((n,) reference scores) and dropping the
+    ``n_drop`` lowest is not decided by distinct scores, or None when it is.
+
+    A key outside the ranking layer's sliding window scores exactly 0. When such zeros make up most of the
+    dropped set, or the cut falls between equal scores, the order of the ties chooses the kept set, so a
+    wrong ranking (queries without RoPE, say) keeps the same set and a check on that prompt cannot see it.
+    """
+    ranked = torch.sort(scores.cpu()[candidates.cpu()].float()).values
+    if not 0 < n_drop < ranked.numel():
+        return f"drops {n_drop} of {ranked.numel()} candidates: nothing is ranked"
+    zeros = int((ranked == 0).sum())
+    if 2 * zeros > n_drop:
+        return (
+            f"{zeros} of {ranked.numel()} candidates score exactly 0 (outside the ranking layer's window), "
+            f"more than half of the {n_drop} dropped"
+        )
+    if ranked[n_drop] == ranked[n_drop - 1]:
+        return f"the cut between dropped and kept falls between equal scores ({float(ranked[n_drop]):.6g})"
+    return None
+
+
 def compare_with_reference(
     model,
     inputs: dict,

@@ -876,12 +876,14 @@ def mistral_text_config(layers: int, sliding_window: int | None):
 
 
 @_seeded
-def tiny_idefics2(attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0) -> TinyVLM:
+def tiny_idefics2(
+    attn_implementation: str = "sdpa", layers: int = 4, seed: int = 0, sliding_window: int | None = 12
+) -> TinyVLM:
     """Idefics2: SigLIP-style patches resampled by a perceiver into 4 latent image tokens per image, and a
-    Mistral decoder (window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
+    Mistral decoder (by default window 12 on every layer) under ``model.text_model``; images as (B, images, 3, H, W)."""
     from transformers import Idefics2Config, Idefics2ForConditionalGeneration
 
-    text = mistral_text_config(layers, sliding_window=12)
+    text = mistral_text_config(layers, sliding_window=sliding_window)
     config = Idefics2Config(
         vision_config={
             "hidden_size": 32,
