@@ -9,7 +9,7 @@ from transformers import LlamaForCausalLM, StaticCache
 import fastv
 from fastv import FastVConfig, FastVError, UnsupportedModelError
 from fastv.compat import output_cache, with_cache
-from fastv.selfcheck.tiny import prompt_ids, text_config
+from fastv.selfcheck.tiny import IMAGE_TOKEN, prompt_ids, text_config
 
 
 def _inputs(vlm, pad_right: bool = False) -> dict:
@@ -101,10 +101,37 @@ def test_continuing_a_pruned_cache_after_remove(patched):
         model(**with_cache(cache, input_ids=torch.tensor([[5]])))
 
 
-def test_calling_the_language_model_directly(patched):
-    language_model = patched.model.model.language_model
-    with pytest.raises(FastVError, match=r"call that model \(its forward or generate\), not its language model"):
-        language_model(inputs_embeds=torch.randn(1, 5, 64))
+def test_only_image_token_in_the_last_position_says_the_last_token_is_never_dropped(patched):
+    ids = torch.cat([prompt_ids(5, [], 0), torch.tensor([IMAGE_TOKEN])])[None]
+    with pytest.raises(FastVError, match=r"only image tokens .* are in the last position.*never drops the last token"):
+        patched.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+
+def test_no_image_tokens_in_a_batch_where_one_row_ends_with_one(patched):
+    ids = torch.stack([torch.cat([prompt_ids(5, [], 0), torch.tensor([IMAGE_TOKEN])]), prompt_ids(6, [], 0)])
+    with pytest.raises(FastVError, match=r"only image tokens .* are in the last position"):
+        patched.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+
+_FIX = r"Call the LlavaForConditionalGeneration itself, model\(\*\*inputs\) or model.generate\(\*\*inputs\)"
+
+
+def test_calling_forward_directly_says_forward_skips_the_hooks(patched):
+    with pytest.raises(FastVError, match=r"LlavaForConditionalGeneration.forward\(...\) was called directly: that "
+                       rf"skips the hooks FastV runs when the model is called .*{_FIX}"):  # fmt: skip
+        patched.model.forward(**_inputs(patched))
+    patched.model(**_inputs(patched))  # the call the message points to prunes: half of the 16 image tokens go
+    assert fastv.last_keep(patched.model)[0].numel() == _inputs(patched)["input_ids"].shape[1] - 8
+
+
+@pytest.mark.parametrize("part", ["language_model", "model"])
+def test_calling_a_submodule_directly(patched, part):
+    module = patched.model.model.language_model if part == "language_model" else patched.model.model
+    inputs = {"inputs_embeds": torch.randn(1, 5, 64)} if part == "language_model" else _inputs(patched)
+    with pytest.raises(
+        FastVError, match=rf"A submodule of the LlavaForConditionalGeneration .* called on its own.*{_FIX}"
+    ):
+        module(**inputs)
 
 
 @pytest.mark.parametrize("model_type", ["llama4", "mllama"])

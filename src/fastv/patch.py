@@ -200,13 +200,10 @@ class _Patch:
                 "processor.tokenizer.padding_side = 'left')."
             )
         prunable = self.family.prunable_mask(model, ids) & valid
+        image_last = bool(prunable[:, -1].any())
         prunable[:, -1] = False  # the last token is the ranking query and yields the next-token logits
         if not bool(prunable.any()):
-            raise FastVError(
-                f"No image tokens found in input_ids (looked for token ids "
-                f"{self.family.prunable_token_ids(model.config)}); FastV has nothing to prune. Pass a prompt "
-                "built by the model's processor with an image, or call fastv.remove(model) for text-only use."
-            )
+            raise _nothing_to_prune(self.family.prunable_token_ids(model.config), image_last)
         call.valid, call.prunable = valid, prunable
         call.blocks = self.family.block_ids(model, ids, call.inputs)
         if self.config.budget == "per_image":
@@ -458,12 +455,44 @@ def _no_model() -> None:
     return None
 
 
+def _nothing_to_prune(token_ids: list[int], image_last: bool) -> FastVError:
+    """No prunable token: say whether there is no image token at all, or only one in the last position."""
+    if image_last:
+        return FastVError(
+            f"The only image tokens in input_ids (token ids {token_ids}) are in the last position, and FastV never "
+            "drops the last token (its attention row ranks the image tokens and it yields the next-token "
+            "logits), so there is nothing to prune. End the prompt with text after the image (e.g. the chat "
+            "template's generation prompt), or call fastv.remove(model) to run it unpruned."
+        )
+    return FastVError(
+        f"No image tokens found in input_ids (looked for token ids {token_ids}); FastV has nothing to prune. "
+        "Pass a prompt built by the model's processor with an image, or call fastv.remove(model) for text-only use."
+    )
+
+
 def _bypass_error(patch: _Patch) -> FastVError:
+    """FastV's hooks saw a language-model (or layer) run without the outer call that opens it: say which way
+    the user got there, since `model.forward(...)` and a submodule called alone need different fixes."""
     model = patch.model_ref()
     name = type(model).__name__ if model is not None else "the patched model"
+    fix = (
+        f"Call the {name} itself, model(**inputs) or model.generate(**inputs), or call fastv.remove(model) first "
+        "to run it unpruned."
+    )
+    if patch.call is not None and patch.call.entered:
+        return FastVError(
+            f"The language model of {name} ran a second time within one call of the model; FastV prunes one "
+            f"language-model pass per call. {fix}"
+        )
+    if model is not None and inside_forward_of(model):
+        return FastVError(
+            f"{name}.forward(...) was called directly: that skips the hooks FastV runs when the model is called "
+            f"(nn.Module.__call__), so FastV never saw this call's input_ids. {fix}"
+        )
     return FastVError(
-        f"FastV is applied to {name}; call that model (its forward or generate), not its language model directly, "
-        "so FastV can see input_ids."
+        f"A submodule of the {name} FastV is applied to (its language model, a decoder layer, or the module "
+        f"that wraps them) was called on its own: FastV reads input_ids where the whole model is called, so it "
+        f"cannot prune here. {fix}"
     )
 
 

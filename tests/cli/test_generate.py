@@ -53,6 +53,9 @@ def test_generate_prints_baseline_and_fastv(checkpoint, tmp_path, capsys):
 
 def test_generate_rejects_an_out_of_range_ratio(checkpoint, tmp_path, capsys):
     image = write_image(tmp_path / "x.png")
-    code = main(["generate", "--model", str(checkpoint), "--image", str(image), "--prompt", "x", "--ratio", "1.5"])
-    assert code == 2
-    assert "fastv generate: error: FastVConfig.ratio=1.5 is outside [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # refused while parsing: before the model loads
+        main(["generate", "--model", str(checkpoint), "--image", str(image), "--prompt", "x", "--ratio", "1.5"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "fastv generate: error: argument --ratio: expected a number in [0, 1), got '1.5' (see fastv generate --help)\n"
+    )

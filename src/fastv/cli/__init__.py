@@ -10,10 +10,18 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (which flag, which values are valid), exit code 2; sub-parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastv", description="FastV visual-token pruning for VLMs.")
+    parser = _Parser(prog="fastv", description="FastV visual-token pruning for VLMs.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -30,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, OSError) as error:  # bad input: say what to change, no traceback
-        print(f"fastv {args.command}: error: {error}", file=sys.stderr)
+        print(f"fastv {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

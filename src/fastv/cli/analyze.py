@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastv.cli._options import add_model_option
+from fastv.cli._types import COUNT, POSITIVE_INT, add_device_option
 
 
 def register(subparsers: Any) -> None:
@@ -23,18 +24,23 @@ def register(subparsers: Any) -> None:
     add_model_option(p)
     p.add_argument("--image", required=True, help="an image file, a folder of images, or a .jsonl of {image, prompt}")
     p.add_argument("--prompt", default=None, help="the prompt (with an image file or folder)")
-    p.add_argument("--max-new-tokens", type=int, default=8, help="tokens generated per sample (the output class)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=COUNT,
+        default=8,
+        help="tokens generated per sample (the output class; 0: none, with --queries last or all)",
+    )
     p.add_argument("--queries", choices=("output", "last", "all"), default="output", help="query set (default output)")
     p.add_argument(
         "--map-layers",
-        type=int,
+        type=COUNT,
         nargs="*",
         default=None,
         help="layers to draw attention maps for (default: 0, 2, middle, last; none: no maps)",
     )
-    p.add_argument("--map-bins", type=int, default=64, help="attention maps are pooled to BINS x BINS blocks")
-    p.add_argument("--limit", type=int, default=None, help="at most this many samples")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--map-bins", type=POSITIVE_INT, default=64, help="attention maps are pooled to BINS x BINS blocks")
+    p.add_argument("--limit", type=POSITIVE_INT, default=None, help="at most this many samples")
+    add_device_option(p)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-progress", action="store_true")

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fastv.cli._types import COUNT, POSITIVE_INT, SHARE, Layout, add_device_option
+
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -21,28 +23,28 @@ def register(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", default=None, help="preset name (default llava-1.5-7b); `fastv flops --list`")
     src.add_argument("--model", default=None, help="local LLaVA-1.5-style checkpoint directory")
-    p.add_argument("--scale", type=int, default=4, help="divide preset width (hidden, FFN, heads) and depth by this")
-    p.add_argument("--layers", type=int, default=None, help="decoder layers (overrides the scaled depth)")
-    p.add_argument("--k", type=int, nargs="+", default=[2], help="first pruned layer(s)")
-    p.add_argument("--ratio", type=float, nargs="+", default=[0.5, 0.75], help="R values (0 = hooks only)")
+    p.add_argument(
+        "--scale", type=POSITIVE_INT, default=4, help="divide preset width (hidden, FFN, heads) and depth by this"
+    )
+    p.add_argument("--layers", type=POSITIVE_INT, default=None, help="decoder layers (overrides the scaled depth)")
+    p.add_argument("--k", type=POSITIVE_INT, nargs="+", default=[2], help="first pruned layer(s)")
+    p.add_argument("--ratio", type=SHARE, nargs="+", default=[0.5, 0.75], help="R values (0 = hooks only)")
     p.add_argument("--rank", default="last_token", choices=("last_token", "mean", "random"))
-    p.add_argument("--batch-size", type=int, nargs="+", default=[1], help="one run per batch size (a sweep)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, nargs="+", default=[1], help="one run per batch size (a sweep)")
     p.add_argument(
         "--layout",
-        type=int,
-        nargs=3,
-        metavar=("BEFORE", "IMAGE", "AFTER"),
+        action=Layout,
         default=None,
         help="prompt layout (preset default: its chat layout); with --model, IMAGE = number of images",
     )
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--decode-steps", type=int, default=16, help="single-token steps timed after the prefill")
-    p.add_argument("--short-tokens", type=int, default=8, help="generate() length of a short answer (0 skips)")
-    p.add_argument("--long-tokens", type=int, default=256, help="generate() length of a long answer (0 skips)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: bf16 + SDPA by default)")
+    p.add_argument("--repeats", type=POSITIVE_INT, default=3)
+    p.add_argument("--warmup", type=COUNT, default=1)
+    p.add_argument("--decode-steps", type=COUNT, default=16, help="single-token steps timed after the prefill")
+    p.add_argument("--short-tokens", type=COUNT, default=8, help="generate() length of a short answer (0 skips)")
+    p.add_argument("--long-tokens", type=COUNT, default=256, help="generate() length of a long answer (0 skips)")
+    add_device_option(p, help="cpu, cuda or cuda:N (cuda: bf16 + SDPA by default)")
     p.add_argument("--dtype", default=None, choices=_DTYPES, help="default: float32 on CPU, bfloat16 on CUDA")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default="runs/bench", help="directory for the JSON and PNG")
     p.add_argument("--tag", default=None, help="file name stem (default: derived from the run)")
     p.add_argument("--no-plot", action="store_true")

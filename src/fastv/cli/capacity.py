@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from fastv.cli._types import COUNT, POSITIVE_INT, RATIOS, SHARE, Layout, Number
+
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
 
@@ -20,13 +22,18 @@ def register(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", default=None, help="a preset name (default llava-1.5-7b); see fastv flops --list")
     src.add_argument("--model", default=None, help="a local checkpoint or config directory (no weights read)")
-    p.add_argument("--layout", type=int, nargs=3, metavar=("BEFORE", "IMAGE", "AFTER"), default=None)
-    p.add_argument("--gpu-memory-gb", type=float, default=141.0, help="GPU memory in GB (default 141: an H200)")
-    p.add_argument("--reserve", type=float, default=0.1, help="share kept for activations and the engine (0.1)")
-    p.add_argument("--output-tokens", type=int, default=256, help="generated tokens per request (KV grows by them)")
+    p.add_argument("--layout", action=Layout, default=None)
+    p.add_argument(
+        "--gpu-memory-gb",
+        type=Number(float, 0.0, lo_open=True),
+        default=141.0,
+        help="GPU memory in GB (default 141: an H200)",
+    )
+    p.add_argument("--reserve", type=SHARE, default=0.1, help="share kept for activations and the engine (0.1)")
+    p.add_argument("--output-tokens", type=COUNT, default=256, help="generated tokens per request (KV grows by them)")
     p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="bfloat16")
-    p.add_argument("--k", type=int, default=2)
-    p.add_argument("--ratios", default="0,0.5,0.75", help="comma-separated; 0 is the unpruned baseline")
+    p.add_argument("--k", type=POSITIVE_INT, default=2)
+    p.add_argument("--ratios", type=RATIOS, default="0,0.5,0.75", help="comma-separated; 0 is the unpruned baseline")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -44,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("fastv capacity --model needs --layout BEFORE IMAGE AFTER.")
     else:
         model = get_preset(args.preset or "llava-1.5-7b")
-    ratios = [float(r) for r in args.ratios.split(",")]
-    settings = [None if r == 0 else FastVConfig(k=args.k, ratio=r) for r in ratios]
+    settings = [None if r == 0 else FastVConfig(k=args.k, ratio=r) for r in args.ratios]
     rows = capacity(
         model,
         tuple(args.layout) if args.layout else None,

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from fastv.cli._types import Names, add_device_option
+
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16"}
 
 
@@ -18,16 +20,25 @@ def register(subparsers: Any) -> None:
         "pruned prefill and 4 cached decode steps equal the independent cache-free reference, and the kept set "
         "equals the one eager attention maps give; remove() restores the model. Exits 1 on any failure.",
     )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    add_device_option(p, help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument(
         "--attn",
+        type=Names(_backends),
         default="sdpa,eager,flash_attention_2",
         help="comma-separated attention backends; each is skipped with a reason where unavailable",
     )
-    p.add_argument("--family", default=None, help="comma-separated model types (default: every supported family)")
+    p.add_argument(
+        "--family", type=Names(), default=None, help="comma-separated model types (default: every supported family)"
+    )
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default float32 on CPU, bfloat16 on GPU")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.set_defaults(func=run)
+
+
+def _backends() -> tuple[str, ...]:
+    from fastv.selfcheck import BACKENDS
+
+    return BACKENDS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = doctor(
         device=args.device,
-        attn=[name.strip() for name in args.attn.split(",") if name.strip()],
-        families=[name.strip() for name in args.family.split(",")] if args.family else None,
+        attn=args.attn,
+        families=args.family,
         dtype=getattr(torch, DTYPES[args.dtype]) if args.dtype else None,
     )
     if args.json:

@@ -11,32 +11,11 @@ import torch
 from rich.console import Console
 
 from fastv.cli._options import add_model_option
+from fastv.cli._types import POSITIVE_INT, RATIOS, SEED, Names, Number, Numbers, add_device_option
 from fastv.config import RANKERS
 from fastv.eval.datasets import DATASETS, load_dataset
 from fastv.eval.report import kinds_markdown, results_table, write_results
 from fastv.eval.runner import evaluate
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from e
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
-
-
-def _rankers(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [n for n in names if n not in RANKERS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown ranker(s) {unknown}; choose from {', '.join(RANKERS)}")
-    return names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,17 +30,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data", default="easyvqa", help=f"Dataset name ({', '.join(sorted(DATASETS))}) or a .jsonl file."
     )
-    parser.add_argument("--k", type=_ints, default=[2], help="FastV K, or several: 2,3,5")
-    parser.add_argument("--ratios", type=_floats, default=_floats("0,0.25,0.5,0.75,0.9"))
+    parser.add_argument("--k", type=Numbers(int, 1), default=[2], help="FastV K, or several: 2,3,5")
     parser.add_argument(
-        "--keep", type=_ints, default=[], help="token budgets: image tokens kept per sample, e.g. 64,32,16"
+        "--ratios", type=RATIOS, default="0,0.25,0.5,0.75,0.9", help="shares of image tokens dropped; 0 is the baseline"
     )
-    parser.add_argument("--rank", type=_rankers, default=list(RANKERS), help="Comma-separated rankers.")
     parser.add_argument(
-        "--n", "--num-samples", dest="n", type=int, default=500, help="Seeded sample size (0 or less: all)."
+        "--keep", type=Numbers(int, 0), default=[], help="token budgets: image tokens kept per sample, e.g. 64,32,16"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rank", type=Names(lambda: RANKERS), default=list(RANKERS), help="Comma-separated rankers.")
+    parser.add_argument(
+        "--n", "--num-samples", dest="n", type=Number(int), default=500, help="Seeded sample size (0 or less: all)."
+    )
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=16)
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument(
         "--prompt",
@@ -69,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Prompt template with {question} (default: the processor's chat template, which for the "
         "built-in model is its trained format).",
     )
-    parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-new-tokens", type=POSITIVE_INT, default=8)
+    add_device_option(parser)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--attn", default="sdpa", help="attn_implementation: sdpa, eager, flash_attention_2")
     parser.add_argument("--no-progress", action="store_true")

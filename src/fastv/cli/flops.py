@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from fastv.cli._types import COUNT, POSITIVE_INT, SHARE, Layout
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -19,12 +21,12 @@ def register(subparsers: Any) -> None:
     src.add_argument("--preset", default=None, help="a preset name (default llava-1.5-7b); see --list")
     src.add_argument("--model", default=None, help="a local checkpoint or config directory (no weights read)")
     p.add_argument("--list", action="store_true", help="list presets and exit")
-    p.add_argument("--k", type=int, nargs="+", default=[2], help="first pruned layer(s)")
-    p.add_argument("--ratio", type=float, nargs="+", default=None, help="share(s) of image tokens dropped")
-    p.add_argument("--keep", type=int, default=None, help="keep this many image tokens instead of a ratio")
-    p.add_argument("--layout", type=int, nargs=3, metavar=("BEFORE", "IMAGE", "AFTER"), default=None)
+    p.add_argument("--k", type=POSITIVE_INT, nargs="+", default=[2], help="first pruned layer(s)")
+    p.add_argument("--ratio", type=SHARE, nargs="+", default=None, help="share(s) of image tokens dropped")
+    p.add_argument("--keep", type=COUNT, default=None, help="keep this many image tokens instead of a ratio")
+    p.add_argument("--layout", action=Layout, default=None)
     p.add_argument("--chat", action="store_true", help="use the preset's chat layout (with a question)")
-    p.add_argument("--batch", type=int, default=1, help="identical prompts per batch")
+    p.add_argument("--batch", type=POSITIVE_INT, default=1, help="identical prompts per batch")
     p.add_argument(
         "--attention",
         choices=("dense", "causal"),

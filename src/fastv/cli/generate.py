@@ -9,6 +9,7 @@ import torch
 
 import fastv
 from fastv.cli._options import add_model_option
+from fastv.cli._types import COUNT, POSITIVE_INT, SHARE, add_device_option
 from fastv.loading import build_inputs, load_model, open_image
 
 
@@ -17,12 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_option(parser)
     parser.add_argument("--image", required=True, nargs="+", help="Image file(s).")
     parser.add_argument("--prompt", required=True)
-    parser.add_argument("--k", type=int, default=2)
-    parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--keep", type=int, default=None, help="Keep this many image tokens instead of a ratio.")
+    parser.add_argument("--k", type=POSITIVE_INT, default=2)
+    parser.add_argument("--ratio", type=SHARE, default=0.5)
+    parser.add_argument("--keep", type=COUNT, default=None, help="Keep this many image tokens instead of a ratio.")
     parser.add_argument("--rank", default="last_token", choices=["last_token", "mean", "random"])
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-new-tokens", type=POSITIVE_INT, default=32)
+    add_device_option(parser)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--attn", default="sdpa", help="attn_implementation: sdpa, eager, flash_attention_2")
     parser.set_defaults(func=run)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from fastv.cli._options import add_model_option
+from fastv.cli._types import COUNT, POSITIVE_INT, SEED, SHARE, add_device_option
 
 
 def register(subparsers: Any) -> None:
@@ -19,13 +20,13 @@ def register(subparsers: Any) -> None:
     add_model_option(p)
     p.add_argument("--image", required=True, nargs="+", help="image file(s) of one prompt")
     p.add_argument("--prompt", required=True, help="the prompt; image placeholders are added if it has none")
-    p.add_argument("--k", type=int, default=2, help="first pruned layer (layer k-1 ranks)")
-    p.add_argument("--ratio", type=float, default=0.5, help="share of image tokens dropped")
-    p.add_argument("--keep", type=int, default=None, help="keep this many image tokens instead of a ratio")
+    p.add_argument("--k", type=POSITIVE_INT, default=2, help="first pruned layer (layer k-1 ranks)")
+    p.add_argument("--ratio", type=SHARE, default=0.5, help="share of image tokens dropped")
+    p.add_argument("--keep", type=COUNT, default=None, help="keep this many image tokens instead of a ratio")
     p.add_argument("--rank", choices=("last_token", "mean", "random"), default="last_token")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random selection")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random selection")
     p.add_argument("--no-random", action="store_true", help="do not draw the random selection beside it")
-    p.add_argument("--device", default="cpu")
+    add_device_option(p)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--out", required=True, help="output PNG")
     p.set_defaults(func=run)
