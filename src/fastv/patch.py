@@ -200,9 +200,9 @@ class _Patch:
                 "processor.tokenizer.padding_side = 'left')."
             )
         prunable = self.family.prunable_mask(model, ids) & valid
-        image_last = bool(prunable[:, -1].any())
         prunable[:, -1] = False  # the last token is the ranking query and yields the next-token logits
-        if not bool(prunable.any()):
+        if not bool(prunable.any()):  # the error path alone re-reads the last column (no extra sync per prefill)
+            image_last = bool((self.family.prunable_mask(model, ids) & valid)[:, -1].any())
             raise _nothing_to_prune(self.family.prunable_token_ids(model.config), image_last)
         call.valid, call.prunable = valid, prunable
         call.blocks = self.family.block_ids(model, ids, call.inputs)

@@ -30,13 +30,18 @@ def _available(model_type: str) -> None:
         pytest.skip(reason)
 
 
-def _ranking(model_type: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The doctor case's reference scores, its candidates (image tokens but the last token) and drop count."""
-    case = build_case(model_type, "sdpa")
-    scores = reference_scores(case.model, case.inputs, DOCTOR_CONFIG.k, DOCTOR_CONFIG.rank)
+def _candidates(case) -> tuple[torch.Tensor, int]:
+    """A doctor case's candidates (its image tokens but the last token) and how many of them it drops."""
     candidates = case.prunable.clone()
     candidates[-1] = False
-    return scores, candidates, DOCTOR_CONFIG.n_dropped(int(candidates.sum()))
+    return candidates, DOCTOR_CONFIG.n_dropped(int(candidates.sum()))
+
+
+def _ranking(model_type: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The doctor case's reference scores, its candidates and drop count."""
+    case = build_case(model_type, "sdpa")
+    scores = reference_scores(case.model, case.inputs, DOCTOR_CONFIG.k, DOCTOR_CONFIG.rank)
+    return scores, *_candidates(case)
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
@@ -130,9 +135,7 @@ def _pruned_layers_slide(model_type: str) -> bool:
     family = family_for(case.model)
     language_model = family.language_model(case.model)
     text_config = family.text_config(language_model)
-    candidates = case.prunable.clone()
-    candidates[-1] = False
-    kept = case.inputs["input_ids"].shape[1] - DOCTOR_CONFIG.n_dropped(int(candidates.sum()))
+    kept = case.inputs["input_ids"].shape[1] - _candidates(case)[1]
     layers = family.decoder_layers(language_model)
     windows = [
         family.sliding_window(layers[i], text_config)

@@ -10,6 +10,7 @@ import torch
 import fastv
 from fastv.cli._options import add_model_option
 from fastv.cli._types import COUNT, POSITIVE_INT, SHARE, add_device_option
+from fastv.config import RANKERS
 from fastv.loading import build_inputs, load_model, open_image
 
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=POSITIVE_INT, default=2)
     parser.add_argument("--ratio", type=SHARE, default=0.5)
     parser.add_argument("--keep", type=COUNT, default=None, help="Keep this many image tokens instead of a ratio.")
-    parser.add_argument("--rank", default="last_token", choices=["last_token", "mean", "random"])
+    parser.add_argument("--rank", default="last_token", choices=RANKERS)
     parser.add_argument("--max-new-tokens", type=POSITIVE_INT, default=32)
     add_device_option(parser)
     parser.add_argument("--dtype", default="float32")

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastv.cli._options import add_model_option
 from fastv.cli._types import COUNT, POSITIVE_INT, SEED, SHARE, add_device_option
+from fastv.config import RANKERS
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--k", type=POSITIVE_INT, default=2, help="first pruned layer (layer k-1 ranks)")
     p.add_argument("--ratio", type=SHARE, default=0.5, help="share of image tokens dropped")
     p.add_argument("--keep", type=COUNT, default=None, help="keep this many image tokens instead of a ratio")
-    p.add_argument("--rank", choices=("last_token", "mean", "random"), default="last_token")
+    p.add_argument("--rank", choices=RANKERS, default="last_token")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the random selection")
     p.add_argument("--no-random", action="store_true", help="do not draw the random selection beside it")
     add_device_option(p)
