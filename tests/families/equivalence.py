@@ -78,7 +78,7 @@ def assert_full_width_batch_matches_singles(
     re-packed pruned batch is exactly as wide as the full one, while a row with more image tokens is
     pruned: code that infers "pruned or not" from sequence widths goes wrong here.
     """
-    counts = [_image_token_count(model, inputs) for inputs in singles]
+    counts = [_image_token_count(model, inputs, min(ks)) for inputs in singles]
     lengths = [int(inputs["input_ids"].shape[1]) for inputs in singles]
     longest = max(range(len(singles)), key=lambda row: lengths[row])
     keep = counts[longest]
@@ -122,9 +122,9 @@ def assert_batch_equals_rows_alone(
         fastv.remove(model)
 
 
-def _image_token_count(model, inputs: dict) -> int:
+def _image_token_count(model, inputs: dict, k: int) -> int:
     """The prunable tokens of one sample: those keep=0 drops."""
-    _, kept = prefill_with_fastv(model, inputs, fastv.FastVConfig(k=1, keep=0))
+    _, kept = prefill_with_fastv(model, inputs, fastv.FastVConfig(k=k, keep=0))
     return int(inputs["input_ids"].shape[1]) - kept.numel()
 
 
