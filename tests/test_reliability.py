@@ -13,10 +13,12 @@ import torch.nn.functional as F
 
 import fastv
 from fastv import FastVConfig, FastVError
+from fastv.compat import output_cache, with_cache
 from fastv.selfcheck.checks import generate
 from fastv.selfcheck.prompts import copied_prompt_images, grid_batch, image_batch, image_prompt, qwen_prompt
 from fastv.selfcheck.reference import language_model, merged_embeddings, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_qwen2_vl
+from tests.families.equivalence import assert_batch_equals_rows_alone
 
 
 def _labels(inputs: dict) -> torch.Tensor:
@@ -120,15 +122,17 @@ def test_random_rank_copies_from_num_return_sequences_keep_one_set(llava):
 # --- torch.compile ---------------------------------------------------------------------------------
 
 
-def test_apply_after_compiling_raises(llava):
-    compiled = torch.compile(llava.model, backend="eager")
+def test_apply_after_compiling_raises():
+    """One backend suffices: the guard reads the compiled graphs, not the attention."""
+    vlm = tiny_llava()
+    compiled = torch.compile(vlm.model, backend="eager")
     with torch.no_grad():
-        compiled(**image_prompt(llava))
+        compiled(**image_prompt(vlm))
     try:
         with pytest.raises(
             FastVError, match=r"already been compiled with torch.compile.*Apply FastV first, then compile"
         ):
-            fastv.apply(llava.model, FastVConfig())
+            fastv.apply(vlm.model, FastVConfig())
         with pytest.raises(FastVError, match=r"got a torch\.compile wrapper of LlavaForConditionalGeneration"):
             fastv.apply(compiled, FastVConfig())
     finally:
@@ -160,6 +164,94 @@ def test_compiling_a_patched_model_prunes_exactly():
         assert torch.equal(generate(model, inputs, 3).sequences, expected_tokens)
     finally:
         torch._dynamo.reset()
+
+
+def _compile_in_place(module) -> None:
+    module.compile(backend="eager")
+
+
+def _compile_forward(module) -> None:
+    module.forward = torch.compile(module.forward, backend="eager")
+
+
+def _lm(model):
+    return model.model.language_model
+
+
+# Each form of compiling, before apply, a module FastV hooks or whose forward runs a hooked module (k=2).
+COMPILED_PARTS = {
+    "decoder.compile()": lambda model, _: _compile_in_place(_lm(model)),
+    "pruned layer.compile()": lambda model, _: _compile_in_place(_lm(model).layers[2]),
+    "ranking layer.compile()": lambda model, _: _compile_in_place(_lm(model).layers[1]),
+    "ranking attention.compile()": lambda model, _: _compile_in_place(_lm(model).layers[1].self_attn),
+    "decoder = torch.compile(decoder)": lambda model, _: setattr(
+        model.model, "language_model", torch.compile(_lm(model), backend="eager")
+    ),
+    "layers[3] = torch.compile(layer)": lambda model, _: _lm(model).layers.__setitem__(
+        3, torch.compile(_lm(model).layers[3], backend="eager")
+    ),
+    "decoder.forward = torch.compile(...)": lambda model, _: _compile_forward(_lm(model)),
+    "model.forward = torch.compile(...)": lambda model, _: _compile_forward(model),
+    "DecoderLayer.forward = torch.compile(...)": lambda model, monkeypatch: monkeypatch.setattr(
+        type(_lm(model).layers[0]), "forward", torch.compile(type(_lm(model).layers[0]).forward, backend="eager")
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(COMPILED_PARTS))
+def test_apply_after_compiling_a_hooked_submodule_raises(form, monkeypatch):
+    """Compiled before apply, the decoder (or a layer FastV hooks) ran unpruned: bit-identical to the unpatched
+    model, and last_keep said no prefill had run. Each form is refused, with the fix."""
+    vlm = tiny_llava()
+    COMPILED_PARTS[form](vlm.model, monkeypatch)
+    with pytest.raises(FastVError, match=r"is already compiled .*silently not prune.*Apply FastV first, then compile"):
+        fastv.apply(vlm.model, FastVConfig(k=2, ratio=0.5))
+    assert not fastv.is_applied(vlm.model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", ["vision_tower", "decoder_layer_0"])
+def test_compiling_a_part_fastv_does_not_hook_is_accepted_and_prunes(part):
+    """The vision tower and the layers before the ranking layer run no hook: compiled, FastV prunes exactly."""
+    torch._dynamo.reset()
+    vlm = tiny_llava()
+    model, inputs = vlm.model, image_prompt(vlm)
+    config = FastVConfig(k=2, ratio=0.5)
+    expected, kept = _pruned_logits(model, inputs, config)
+    module = model.model.vision_tower if part == "vision_tower" else _lm(model).layers[0]
+    try:
+        module.compile(backend="eager")
+        got, got_kept = _pruned_logits(model, inputs, config)
+        assert torch.equal(got_kept, kept) and torch.allclose(got, expected, atol=1e-5, rtol=0)
+    finally:
+        torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_compiling_the_decoder_after_apply_prunes_exactly():
+    torch._dynamo.reset()
+    vlm = tiny_llava()
+    model, inputs = vlm.model, image_prompt(vlm)
+    config = FastVConfig(k=2, ratio=0.5)
+    expected, kept = _pruned_logits(model, inputs, config)
+    fastv.apply(model, config)
+    try:
+        _lm(model).compile(backend="eager")
+        with torch.no_grad():
+            got = model(**inputs).logits
+        assert torch.equal(fastv.last_keep(model)[0], kept) and torch.allclose(got, expected, atol=1e-5, rtol=0)
+    finally:
+        fastv.remove(model)
+        torch._dynamo.reset()
+
+
+def _pruned_logits(model, inputs: dict, config: FastVConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    fastv.apply(model, config)
+    try:
+        with torch.no_grad():
+            return model(**inputs).logits, fastv.last_keep(model)[0]
+    finally:
+        fastv.remove(model)
 
 
 # --- state never leaks from one call into another ---------------------------------------------------
@@ -250,3 +342,43 @@ def test_the_adapter_check_runs_once_per_patch(llava, monkeypatch):
     for _ in range(3):
         generate(model, inputs, 2)
     assert len(calls) == 1
+
+
+# --- "pruned or not" comes from the call's state, never from sequence widths ----------------------------
+
+
+def _full_width_batch(vlm) -> tuple[list[dict], dict, FastVConfig]:
+    """Two images in a short row, one in the longest: keep=one image's tokens prunes only the short row, so
+    the re-packed pruned batch is exactly as wide as the full one."""
+    singles = [image_prompt(vlm, 2, 1, 2), image_prompt(vlm, 1, 2, 2 + vlm.image_tokens + 3)]
+    return singles, image_batch(singles), FastVConfig(k=2, keep=vlm.image_tokens)
+
+
+def test_a_full_width_pruned_cache_is_refused_after_another_patch(llava):
+    """A cache pruned by an earlier patch holds as many tokens in its pruned layers as a full one when its
+    longest row dropped nothing; continuing it without its plan would attend to the wrong slots."""
+    model = llava.model
+    singles, batch, config = _full_width_batch(llava)
+    fastv.apply(model, config)
+    try:
+        with torch.no_grad():
+            cache = output_cache(model(**batch, use_cache=True))
+        width = batch["input_ids"].shape[1]
+        assert cache.layers[config.k].get_seq_length() == cache.layers[0].get_seq_length() == width
+        short = singles[0]["input_ids"].shape[1]
+        assert [int(kept.numel()) for kept in fastv.last_keep(model)] == [short - llava.image_tokens, width]
+        fastv.remove(model)
+        fastv.apply(model, config)  # a new patch did not record this cache
+        step = {
+            "input_ids": torch.tensor([[5], [6]]),
+            "attention_mask": F.pad(batch["attention_mask"], (0, 1), value=1),
+        }
+        with pytest.raises(FastVError, match="pruned by another FastV prefill"), torch.no_grad():
+            model(**with_cache(cache, **step))
+    finally:
+        fastv.remove(model)
+
+
+def test_a_full_width_batch_decodes_as_each_sample_alone(llava):
+    singles, batch, config = _full_width_batch(llava)
+    assert_batch_equals_rows_alone(llava.model, singles, batch, config)

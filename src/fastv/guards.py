@@ -31,6 +31,48 @@ def reject_compiled(model: nn.Module) -> None:
         )
 
 
+def reject_compiled_hooked(model: nn.Module, hooked: list[nn.Module]) -> None:
+    """Refuse when a module FastV hooks, or one whose forward runs it (its ancestors), is already compiled.
+
+    A graph compiled before ``apply`` inlines the forwards inside it without the hooks added later, so
+    FastV would silently not prune (compiling the decoder, a decoder layer or the ranking layer's attention).
+    Checked: ``module.compile()``, a ``torch.compile(module)`` wrapper set as a submodule, and a forward
+    (the instance's or its class's) replaced by ``torch.compile(forward)``.
+    """
+    names = {id(module): name for name, module in model.named_modules()}
+    seen: set[str] = set()
+    for module in hooked:
+        name = names.get(id(module))
+        paths = [name] if name is None else [".".join(name.split(".")[:n]) for n in range(name.count(".") + 2)]
+        for path in paths:
+            if path in seen:
+                continue
+            seen.add(path)
+            part = module if path is None else model.get_submodule(path)
+            how = _compiled_form(part)
+            if how is not None:
+                where = f"{type(model).__name__}.{path}" if path else type(model).__name__
+                raise FastVError(
+                    f"{where} ({type(part).__name__}) is already compiled ({how}); FastV hooks it or a module "
+                    f"inside it, and a graph compiled before fastv.apply ignores hooks added later, so FastV would "
+                    f"silently not prune. Load the model afresh (or undo the compile). {_COMPILE_ORDER} Compiling a "
+                    "submodule after fastv.apply works too."
+                )
+
+
+def _compiled_form(module: nn.Module) -> str | None:
+    """How ``module`` was compiled, in words, or None."""
+    if hasattr(module, "_orig_mod"):
+        return "a torch.compile(module) wrapper set in place of the module; put back its ._orig_mod"
+    if getattr(module, "_compiled_call_impl", None) is not None:
+        return "module.compile()"
+    if hasattr(module.__dict__.get("forward"), "_torchdynamo_orig_callable"):
+        return "module.forward = torch.compile(...); del module.forward undoes it"
+    if hasattr(type(module).forward, "_torchdynamo_orig_callable"):
+        return f"{type(module).__name__}.forward replaced by torch.compile(...) for the whole class"
+    return None
+
+
 def _has_compiled_graphs(function) -> bool:
     try:
         from torch._C._dynamo.eval_frame import _debug_get_cache_entry_list

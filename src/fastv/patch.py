@@ -40,11 +40,12 @@ from fastv.core import KeepPlan, gather_positions, gather_sequence, plan_keep, s
 from fastv.core.ranking import last_token_scores, mean_query_scores, random_scores
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
-from fastv.guards import check_adapter_keys, inside_forward_of, reject_compiled
+from fastv.guards import check_adapter_keys, inside_forward_of, reject_compiled, reject_compiled_hooked
 from fastv.loss import kept_loss, with_loss
 from fastv.parallel import average_over_all_heads, head_shard_group
 
 _ATTR = "_fastv_patch"
+_PRUNED_CACHE = "_fastv_pruned"  # set on a KV cache at its prefill: whether layers >= k hold only kept tokens
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _Call:
     blocks: torch.Tensor | None = None  # (B, n) bidirectional image-block ids (Gemma 3), -1 elsewhere
     inputs: dict = field(default_factory=dict)  # the outer forward's keyword arguments
     plan: KeepPlan | None = None
+    pruned: bool = False  # layer k has swapped in the kept tokens: the decoder's hidden states are the pruned ones
     entered: bool = False  # the language model has run for this call (it may run once)
     labels: torch.Tensor | None = None  # taken from the call: the loss is computed over the kept positions
     swapped: dict[int, Any] = field(default_factory=dict)  # id(full-length arg) -> pruned version
@@ -117,14 +119,22 @@ class _Patch:
         self.rank_window = self.family.sliding_window(self.layers[k - 1], self.text_config)
         self.rank_blocks = self.family.blocks_in_layer(self.layers[k - 1], self.text_config)
         self.handles.append(rank_attention.register_forward_hook(self._rank, with_kwargs=True))
-        self.handles += self.family.patch_language_model(self.language_model, self._prefill_plan)
+        self.handles += self.family.patch_language_model(self.language_model, self._pruned_plan)
         for layer_idx in range(k, len(self.layers)):
             hook = _PrunedLayerHook(self, layer_idx)
             self.handles.append(self.layers[layer_idx].register_forward_pre_hook(hook, with_kwargs=True))
 
-    def _prefill_plan(self) -> KeepPlan | None:
+    def hooked_modules(self) -> list[nn.Module]:
+        """The modules ``install`` hooks besides the outer model (whose checks come first, in ``apply``)."""
+        k = self.config.k
+        return [self.language_model, self.family.attention(self.layers[k - 1]), *self.layers[k:]]
+
+    def _pruned_plan(self) -> KeepPlan | None:
+        """The running prefill's plan once the decoder's hidden states hold only the kept tokens (layer k's
+        pre-hook has swapped them in), else None. Decided by this call's state, never by sequence widths:
+        a re-packed batch whose longest row dropped nothing is exactly as wide as the full one."""
         call = self.call
-        return call.plan if call is not None and call.mode == "prefill" else None
+        return call.plan if call is not None and call.mode == "prefill" and call.pruned else None
 
     def uninstall(self) -> None:
         for handle in self.handles:
@@ -288,9 +298,12 @@ class _PrunedLayerHook:
             plan = call.plan
             if self.layer_idx == patch.config.k:
                 pruned_cache = cache is not None and plan is not None
+                if cache is not None:
+                    setattr(cache, _PRUNED_CACHE, pruned_cache)
                 patch.session = _Session(weakref.ref(cache), hidden.shape[1], plan) if pruned_cache else None
                 if plan is not None:
                     hidden = gather_sequence(hidden, plan.indices, seq_dim=1)
+                    call.pruned = True
             if plan is None:
                 return None
             self._swap_positions(call, kwargs, plan)
@@ -424,14 +437,17 @@ def _reject_static_cache(cache) -> None:
 
 
 def _check_unpruned(cache, layer_idx: int, length_layer: int) -> None:
-    """Decoding onto a cache FastV did not prune is fine only if this layer holds as many tokens as the
-    first attention layer ``length_layer``.
+    """Decoding onto a cache this patch did not record is fine only if no FastV prefill pruned it and this
+    layer holds as many tokens as the first attention layer ``length_layer``.
 
-    (That layer has already appended this step's token, hence the +1.)
+    The mark a prefill left on the cache decides, not lengths alone: a pruned batch whose longest row dropped
+    nothing is exactly as long as a full one. (``length_layer`` has already appended this step's token, hence
+    the +1.)
     """
     if cache is None:
         return
-    if cache.layers[layer_idx].get_seq_length() + 1 != cache.layers[length_layer].get_seq_length():
+    pruned = getattr(cache, _PRUNED_CACHE, False)
+    if pruned or cache.layers[layer_idx].get_seq_length() + 1 != cache.layers[length_layer].get_seq_length():
         raise FastVError(
             "This KV cache was pruned by another FastV prefill (its layers hold different lengths) and cannot be "
             "continued here. Start a new cache per prompt."
@@ -524,6 +540,7 @@ def apply(model: nn.Module, config: FastVConfig | None = None) -> nn.Module:
             f"[1, {n_layers - 1}] so that at least one layer runs on the pruned sequence."
         )
     _check_rank_layer(patch, config.k)
+    reject_compiled_hooked(model, patch.hooked_modules())
     patch.install(model)
     setattr(model, _ATTR, patch)
     return model

@@ -69,6 +69,65 @@ def assert_batch_matches_singles(
         fastv.remove(model)
 
 
+def assert_full_width_batch_matches_singles(
+    model, singles: list[dict], batch: dict, ks: tuple[int, ...] = (1, 2), steps: int = 4
+) -> None:
+    """A padded batch whose longest row drops nothing equals each sample alone (tokens, logits, kept set).
+
+    ``keep`` is set to the longest row's image-token count, so that row keeps all of its tokens and the
+    re-packed pruned batch is exactly as wide as the full one, while a row with more image tokens is
+    pruned: code that infers "pruned or not" from sequence widths goes wrong here.
+    """
+    counts = [_image_token_count(model, inputs, min(ks)) for inputs in singles]
+    lengths = [int(inputs["input_ids"].shape[1]) for inputs in singles]
+    longest = max(range(len(singles)), key=lambda row: lengths[row])
+    keep = counts[longest]
+    assert lengths.count(lengths[longest]) == 1 and max(counts) > keep, (
+        f"not a full-width batch: lengths {lengths}, image tokens {counts}; the single longest row must have the "
+        "fewest image tokens"
+    )
+    for k in ks:
+        assert_batch_equals_rows_alone(model, singles, batch, fastv.FastVConfig(k=k, keep=keep), steps)
+
+
+def assert_batch_equals_rows_alone(
+    model, singles: list[dict], batch: dict, config: fastv.FastVConfig, steps: int = 4, text_rows: tuple = ()
+) -> None:
+    """Every row of a left-padded batch generates the same tokens, with the same per-step logits (within
+    TOLERANCE), and keeps the same positions as its sample alone: under FastV for image rows, and for the
+    ``text_rows`` (no image tokens, which FastV keeps whole) as the unpatched model runs them."""
+    expected = {row: generate(model, singles[row], steps) for row in text_rows}
+    fastv.apply(model, config)
+    try:
+        keeps = {}
+        for row, inputs in enumerate(singles):
+            if row not in text_rows:
+                expected[row] = generate(model, inputs, steps)
+                keeps[row] = fastv.last_keep(model)[0]
+            else:
+                keeps[row] = torch.arange(inputs["input_ids"].shape[1])
+        out = generate(model, batch, steps)
+        width = batch["input_ids"].shape[1]
+        for row, alone in expected.items():
+            n = singles[row]["input_ids"].shape[1]
+            assert torch.equal(out.sequences[row, width:], alone.sequences[0, n:]), f"row {row}: tokens"
+            for step, (got, want) in enumerate(zip(out.logits, alone.logits, strict=True)):
+                diff = float((got[row] - want[0]).abs().max())
+                assert diff < TOLERANCE, f"row {row}, step {step}: logits differ by {diff}"
+        for row, (got, want) in enumerate(
+            zip(fastv.last_keep(model), [keeps[r] for r in range(len(singles))], strict=True)
+        ):
+            assert torch.equal(got, want), f"row {row}: kept positions"
+    finally:
+        fastv.remove(model)
+
+
+def _image_token_count(model, inputs: dict, k: int) -> int:
+    """The prunable tokens of one sample: those keep=0 drops."""
+    _, kept = prefill_with_fastv(model, inputs, fastv.FastVConfig(k=k, keep=0))
+    return int(inputs["input_ids"].shape[1]) - kept.numel()
+
+
 def assert_remove_restores(model, inputs: dict, config: fastv.FastVConfig, steps: int = 3) -> None:
     assert remove_restores(model, inputs, config, steps)
 

@@ -8,7 +8,11 @@ import fastv
 import fastv.core.ranking as ranking
 from fastv.selfcheck.prompts import video_prompt as sample
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad
-from tests.families.equivalence import assert_batch_matches_singles, check_against_reference
+from tests.families.equivalence import (
+    assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
+    check_against_reference,
+)
 
 
 def prunable(inputs: dict) -> torch.Tensor:
@@ -55,9 +59,22 @@ def check_mean_ranker_is_chunked(vlm: TinyVideoVLM, monkeypatch, frames: int = 8
 def check_padded_batch(vlm: TinyVideoVLM, config: fastv.FastVConfig) -> None:
     """Sample 0 holds an image and a video, sample 1 only a video of the same frame count; left-padded."""
     singles = [sample(vlm, frames=4, seed=0, before=2), sample(vlm, frames=4, image=None, seed=1, before=6)]
+    assert_batch_matches_singles(vlm.model, singles, _batch(singles), config)
+
+
+def check_full_width_batch(vlm: TinyVideoVLM) -> None:
+    """An image and 4 frames in a short row, only the 4 frames in the longest: keep = its video tokens prunes
+    only the short row."""
+    short = sample(vlm, frames=4, seed=0, before=2)
+    extra = short["input_ids"].shape[1] - sample(vlm, frames=4, image=None, seed=1, before=2)["input_ids"].shape[1]
+    singles = [short, sample(vlm, frames=4, image=None, seed=1, before=2 + extra + 3)]
+    assert_full_width_batch_matches_singles(vlm.model, singles, _batch(singles))
+
+
+def _batch(singles: list[dict]) -> dict:
     ids, mask = left_pad([s["input_ids"][0] for s in singles])
     batch = {"input_ids": ids, "attention_mask": mask}
     for key in singles[0]:
         if key not in batch:
             batch[key] = torch.cat([s[key] for s in singles if key in s])
-    assert_batch_matches_singles(vlm.model, singles, batch, config)
+    return batch

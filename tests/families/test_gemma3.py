@@ -12,6 +12,7 @@ from fastv.selfcheck.reference import language_model
 from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_gemma3
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -66,6 +67,18 @@ def test_padded_batch_matches_single_runs(gemma):
         "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
     }
     assert_batch_matches_singles(gemma.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5))
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(gemma):
+    singles = [gemma3_prompt(gemma, n_images=3, seed=0, before=2), gemma3_prompt(gemma, n_images=1, seed=1, before=60)]
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": (ids == IMAGE_TOKEN).long(),
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+    }
+    assert_full_width_batch_matches_singles(gemma.model, singles, batch)
 
 
 def test_remove_restores_the_model(gemma):

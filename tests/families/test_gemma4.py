@@ -19,6 +19,7 @@ from fastv.selfcheck.reference import language_model
 from fastv.selfcheck.tiny import tiny_gemma4
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -100,6 +101,11 @@ def test_per_image_budget_counts_each_frame(gemma):
 def test_padded_batch_matches_single_runs(gemma):
     singles = [gemma4_prompt(gemma, n_images=2, seed=0, before=2), gemma4_prompt(gemma, n_images=3, seed=1, before=6)]
     assert_batch_matches_singles(gemma.model, singles, gemma4_batch(singles), fastv.FastVConfig(k=2, ratio=0.5))
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(gemma):
+    singles = [gemma4_prompt(gemma, n_images=3, seed=0, before=2), gemma4_prompt(gemma, n_images=1, seed=1, before=60)]
+    assert_full_width_batch_matches_singles(gemma.model, singles, gemma4_batch(singles))
 
 
 def test_remove_restores_the_model(gemma):

@@ -12,6 +12,7 @@ from fastv.selfcheck.reference import language_model
 from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_glm4v
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -62,6 +63,11 @@ def test_padded_batch_of_different_image_sizes_matches_single_runs(glm):
     singles = [glm4v_prompt(glm, grid, seed=i, before=2 + 3 * i) for i, grid in enumerate([(1, 4, 6), (1, 8, 4)])]
     batch = grid_batch(singles)
     assert_batch_matches_singles(glm.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5))
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(glm):
+    singles = [glm4v_prompt(glm, (1, 8, 4), seed=0, before=2), glm4v_prompt(glm, (1, 4, 6), seed=1, before=30)]
+    assert_full_width_batch_matches_singles(glm.model, singles, grid_batch(singles))
 
 
 def test_remove_restores_the_model(glm):

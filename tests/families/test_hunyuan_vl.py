@@ -16,6 +16,7 @@ from fastv.selfcheck.tiny import HUNYUAN_IMAGE_END, HUNYUAN_IMAGE_START, IMAGE_T
 from tests.families.equivalence import (
     TOLERANCE,
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -148,6 +149,14 @@ def test_padded_batch_of_different_image_sizes_and_counts_matches_single_runs(hu
     for rank in ("last_token", "random"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(hunyuan.model, singles, hunyuan_vl_batch(hunyuan, singles), config, steps=6)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(hunyuan):
+    singles = [
+        hunyuan_vl_prompt(hunyuan, ((8, 4), (4, 4)), seed=1, before=2),
+        hunyuan_vl_prompt(hunyuan, ((4, 6),), seed=2, before=60),
+    ]
+    assert_full_width_batch_matches_singles(hunyuan.model, singles, hunyuan_vl_batch(hunyuan, singles))
 
 
 def test_remove_restores_the_model(hunyuan):

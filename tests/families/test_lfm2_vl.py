@@ -21,6 +21,7 @@ from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -149,6 +150,15 @@ def test_padded_batch_of_different_sizes_matches_single_runs(lfm2):
     for rank in ("last_token", "random"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(lfm2.model, singles, lfm2_vl_batch(singles), config, steps=6)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(lfm2):
+    """Conv layers get the re-packed batch's padding mask also when it is exactly as wide as the full one."""
+    singles = [
+        lfm2_vl_prompt(lfm2, ((4, 6), (8, 4)), seed=0, before=2),
+        lfm2_vl_prompt(lfm2, ((2, 4),), seed=1, before=60),
+    ]
+    assert_full_width_batch_matches_singles(lfm2.model, singles, lfm2_vl_batch(singles), ks=(2,))
 
 
 def test_remove_restores_the_model(lfm2):

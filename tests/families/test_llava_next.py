@@ -7,6 +7,7 @@ import torch
 import fastv
 from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits
 from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, llava_next_image, prompt_ids
+from tests.families.equivalence import assert_full_width_batch_matches_singles
 
 TOLERANCE = 1e-4
 
@@ -80,3 +81,28 @@ def test_batch_of_different_image_sizes_matches_single_runs(llava_next):
         assert torch.equal(out[row, ids.shape[1] :], expected)
     for got, expected in zip(fastv.last_keep(model), keeps, strict=True):
         assert torch.equal(got, expected)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(llava_next):
+    """keep = the longest row's 36 tokens: only the short 52-token row is pruned, and the pruned batch is
+    exactly as wide as the full one."""
+    sizes, befores = [(16, 32), (16, 16)], [3, 30]
+    singles = []
+    for row, (size, before) in enumerate(zip(sizes, befores, strict=True)):
+        ids, tiles, _ = _inputs(llava_next, size, seed=row, before=before)
+        singles.append(
+            {
+                "input_ids": ids[None],
+                "attention_mask": torch.ones(1, ids.numel(), dtype=torch.long),
+                "pixel_values": tiles[None],
+                "image_sizes": torch.tensor([size]),
+            }
+        )
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    batch = {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+        "image_sizes": torch.tensor(sizes),
+    }
+    assert_full_width_batch_matches_singles(llava_next.model, singles, batch)

@@ -19,6 +19,7 @@ from fastv.selfcheck.reference import language_model
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_minicpmv4_6
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -80,6 +81,15 @@ def test_padded_batch_of_different_sizes_matches_single_runs(minicpmv):
     for rank in ("last_token", "random"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(minicpmv.model, singles, minicpmv_batch(singles), config, steps=6)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(minicpmv):
+    """Linear layers get the re-packed batch's padding mask also when it is exactly as wide as the full one."""
+    singles = [
+        minicpmv_prompt(minicpmv, ((8, 8), (8, 16)), seed=0, before=2),
+        minicpmv_prompt(minicpmv, ((4, 8),), seed=1, before=60),
+    ]
+    assert_full_width_batch_matches_singles(minicpmv.model, singles, minicpmv_batch(singles), ks=(2,))
 
 
 def test_a_pack_of_mixed_sizes_matches_the_reference_or_is_refused(minicpmv):

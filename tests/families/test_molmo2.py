@@ -18,6 +18,7 @@ from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -146,6 +147,14 @@ def test_padded_batch_of_different_image_sizes_and_counts_matches_single_runs(mo
     for rank in ("last_token", "mean"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(molmo.model, singles, molmo2_batch(singles), config, steps=6)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(molmo):
+    singles = [
+        molmo2_prompt(molmo, (((1, 2), (3, 2)), ((2, 2), (1, 1))), seed=2, before=2),
+        molmo2_prompt(molmo, (((2, 2), (2, 3)),), seed=1, before=60),
+    ]
+    assert_full_width_batch_matches_singles(molmo.model, singles, molmo2_batch(singles))
 
 
 def test_remove_restores_the_model(molmo):

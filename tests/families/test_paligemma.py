@@ -15,6 +15,7 @@ from fastv.selfcheck.prompts import one_based_positions, paligemma_prompt
 from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_paligemma
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -70,16 +71,22 @@ def test_equivalence_suite(variant):
             _check(vlm, inputs, fastv.FastVConfig(k=k, ratio=0.5, rank=rank))
         _check(vlm, inputs, fastv.FastVConfig(k=2, ratio=0.75, budget="per_image"), segments=_images(inputs))
         singles = [paligemma_prompt(vlm, 1, 1, 2), paligemma_prompt(vlm, 2, 2, 6)]
-        ids, mask = left_pad([s["input_ids"][0] for s in singles])
-        batch = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "token_type_ids": torch.zeros_like(ids),  # the processor pads types with 0 too
-            "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
-        }
+        batch = _batch(singles)
         for config in (fastv.FastVConfig(k=2, ratio=0.5), fastv.FastVConfig(k=2, ratio=0.5, budget="per_image")):
             assert_batch_matches_singles(vlm.model, singles, batch, config)
+        singles = [paligemma_prompt(vlm, 2, 1, 2), paligemma_prompt(vlm, 1, 2, 2 + vlm.image_tokens + 3)]
+        assert_full_width_batch_matches_singles(vlm.model, singles, _batch(singles))
         assert_remove_restores(vlm.model, inputs, fastv.FastVConfig(k=2, ratio=0.75))
+
+
+def _batch(singles: list[dict]) -> dict:
+    ids, mask = left_pad([s["input_ids"][0] for s in singles])
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros_like(ids),  # the processor pads types with 0 too
+        "pixel_values": torch.cat([s["pixel_values"] for s in singles]),
+    }
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -21,6 +21,7 @@ from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -146,6 +147,15 @@ def test_padded_batch_of_different_sizes_matches_single_runs(qwen35):
     for rank in ("last_token", "random"):
         config = fastv.FastVConfig(k=2, ratio=0.5, rank=rank)
         assert_batch_matches_singles(qwen35.model, singles, grid_batch(singles), config, steps=6)
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(qwen35):
+    """Linear-attention layers get the re-packed batch's padding mask also when it is as wide as the full one."""
+    singles = [
+        qwen3_prompt(qwen35, (1, 8, 4), (2, 4, 4), seed=0, before=2),
+        qwen3_prompt(qwen35, (1, 4, 6), None, seed=1, before=60),
+    ]
+    assert_full_width_batch_matches_singles(qwen35.model, singles, grid_batch(singles), ks=(2,))
 
 
 def test_remove_restores_the_model(qwen35):

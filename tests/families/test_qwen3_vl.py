@@ -11,8 +11,10 @@ from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_p
 from fastv.selfcheck.reference import deepstack_inputs, language_model
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_vl
 from tests.families.equivalence import (
+    assert_batch_equals_rows_alone,
     assert_batch_matches_singles,
     assert_deepstack_matters,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -78,3 +80,25 @@ def test_remove_restores_the_model_and_its_deepstack_step(qwen3):
     lm = language_model(qwen3.model)
     assert_remove_restores(qwen3.model, qwen3_prompt(qwen3), fastv.FastVConfig(k=1, ratio=0.75))
     assert "_deepstack_process" not in lm.__dict__
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_deepstack_in_a_batch_whose_longest_row_is_text_only(qwen3, k):
+    """The text-only longest row drops nothing, so the pruned batch is as wide as the full one: the DeepStack
+    rows must still go to the kept image tokens (they landed on the wrong positions when the width decided)."""
+    singles = [
+        qwen3_prompt(qwen3, (1, 4, 6), (2, 4, 4), seed=1, before=2),
+        qwen3_prompt(qwen3, None, None, seed=2, before=80),
+    ]
+    assert singles[1]["input_ids"].shape[1] > singles[0]["input_ids"].shape[1]
+    config = fastv.FastVConfig(k=k, ratio=0.5)
+    assert_batch_equals_rows_alone(qwen3.model, singles, grid_batch(singles), config, text_rows=(1,))
+
+
+def test_deepstack_in_a_batch_whose_longest_row_keeps_every_image_token(qwen3):
+    """keep=N with a longest row of N image tokens: that row drops nothing, the other one is pruned."""
+    singles = [
+        qwen3_prompt(qwen3, (1, 8, 4), (2, 4, 4), seed=1, before=2),
+        qwen3_prompt(qwen3, (1, 4, 6), None, seed=2, before=40),
+    ]
+    assert_full_width_batch_matches_singles(qwen3.model, singles, grid_batch(singles), ks=(1, 2))

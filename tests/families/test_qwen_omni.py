@@ -22,8 +22,10 @@ from fastv.selfcheck.prompts import omni_batch, omni_positions, omni_prompt
 from fastv.selfcheck.reference import decoder_inputs, language_model
 from fastv.selfcheck.tiny import AUDIO_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen2_5_omni, tiny_qwen3_omni
 from tests.families.equivalence import (
+    assert_batch_equals_rows_alone,
     assert_batch_matches_singles,
     assert_deepstack_matters,
+    assert_full_width_batch_matches_singles,
     assert_matches_reference,
     assert_ratio_zero_identical,
     assert_remove_restores,
@@ -146,6 +148,27 @@ def test_padded_batch_matches_single_runs(omni):
     assert batch["input_features"].shape[0] == 2 and batch["feature_attention_mask"].sum(-1).tolist() == [40, 24]
     assert_batch_matches_singles(omni.model, singles, batch, fastv.FastVConfig(k=1, ratio=0.5))
     assert_batch_matches_singles(omni.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5, budget="per_image"))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_batch_whose_longest_row_has_no_visual_tokens(omni, k):
+    """An audio-only longest row drops nothing, so the pruned batch is as wide as the full one: Qwen3-Omni's
+    DeepStack rows must still go to the kept visual tokens of the other row."""
+    singles = [
+        omni_prompt(omni, (1, 4, 6), (2, 4, 4), audio_frames=None, seed=1, before=2),
+        omni_prompt(omni, None, None, audio_frames=40, seed=2, before=80),
+    ]
+    assert singles[1]["input_ids"].shape[1] > singles[0]["input_ids"].shape[1]
+    config = fastv.FastVConfig(k=k, ratio=0.5)
+    assert_batch_equals_rows_alone(omni.model, singles, omni_batch(singles), config, text_rows=(1,))
+
+
+def test_a_batch_whose_longest_row_keeps_every_visual_token(omni):
+    singles = [
+        omni_prompt(omni, (1, 8, 4), (2, 4, 4), audio_frames=24, seed=1, before=2),
+        omni_prompt(omni, (1, 4, 6), None, audio_frames=None, seed=2, before=60),
+    ]
+    assert_full_width_batch_matches_singles(omni.model, singles, omni_batch(singles), ks=(1, 2))
 
 
 def test_deepstack_matters_to_the_reference():

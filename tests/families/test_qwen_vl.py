@@ -10,6 +10,7 @@ from fastv.selfcheck.prompts import grid_batch, qwen_positions, qwen_prompt
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
 from tests.families.equivalence import (
     assert_batch_matches_singles,
+    assert_full_width_batch_matches_singles,
     assert_ratio_zero_identical,
     assert_remove_restores,
     check_against_reference,
@@ -69,6 +70,14 @@ def test_images_of_different_resolution_in_one_padded_batch_match_single_runs(qw
     assert len({int((s["input_ids"] == IMAGE_TOKEN).sum()) for s in singles}) == 3
     batch = grid_batch(singles)
     assert_batch_matches_singles(qwen.model, singles, batch, fastv.FastVConfig(k=2, ratio=0.5))
+
+
+def test_a_padded_batch_whose_longest_row_keeps_every_image_token(qwen):
+    singles = [
+        qwen_prompt(qwen, (1, 8, 4), (2, 4, 4), seed=0, before=2),
+        qwen_prompt(qwen, (1, 2, 2), None, seed=1, before=60),
+    ]
+    assert_full_width_batch_matches_singles(qwen.model, singles, grid_batch(singles))
 
 
 def test_per_image_budget_splits_videos_into_frames(qwen):

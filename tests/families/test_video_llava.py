@@ -36,5 +36,9 @@ def test_padded_batch_matches_single_runs(vlm):
     llava_video.check_padded_batch(vlm, fastv.FastVConfig(k=2, ratio=0.5))
 
 
+def test_a_padded_batch_whose_longest_row_keeps_every_visual_token(vlm):
+    llava_video.check_full_width_batch(vlm)
+
+
 def test_remove_restores_the_model(vlm):
     assert_remove_restores(vlm.model, llava_video.sample(vlm, frames=2), fastv.FastVConfig(k=2, ratio=0.75))

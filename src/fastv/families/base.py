@@ -199,7 +199,9 @@ class Family:
     def patch_language_model(self, language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
         """Adapt steps of the decoder's own forward that index the full sequence (e.g. Qwen3-VL's DeepStack).
 
-        ``current_plan()`` gives the running prefill's ``KeepPlan`` (or None). Returns handles with
+        ``current_plan()`` gives the running prefill's ``KeepPlan`` while the decoder's hidden states hold only
+        the kept tokens (from layer k's input on), else None: decide "pruned or not" by it, never by comparing
+        sequence widths (a pruned batch can be exactly as wide as the full one). Returns handles with
         ``.remove()``, undone by ``fastv.remove``. Default: nothing to adapt.
         """
         return []

@@ -47,12 +47,16 @@ class Qwen3VLFamily(Family):
 
 def patch_deepstack(language_model: nn.Module, current_plan: Callable[[], Any]) -> list[Any]:
     """Make the decoder's ``_deepstack_process`` add each kept visual token's own feature row on pruned layers
-    (Qwen3-VL, and Qwen3-Omni's thinker, whose text model has the same step)."""
+    (Qwen3-VL, and Qwen3-Omni's thinker, whose text model has the same step).
+
+    ``current_plan()`` is None until layer k has swapped in the kept tokens: the call's own state, not a
+    comparison of widths (a pruned batch whose longest row dropped nothing is as wide as the full one).
+    """
     original = language_model._deepstack_process  # bound method of this decoder
 
     def deepstack_on_kept_tokens(hidden: torch.Tensor, visual_mask: torch.Tensor, features: torch.Tensor):
         plan = current_plan()
-        if plan is None or hidden.shape[1] == visual_mask.shape[1]:  # a layer that sees every token
+        if plan is None:  # a layer that sees every token (before k, or nothing was dropped)
             return original(hidden, visual_mask, features)
         visual_mask = visual_mask.to(hidden.device)
         row = (visual_mask.flatten().long().cumsum(0) - 1).view(visual_mask.shape)  # feature row per token
