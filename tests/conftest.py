@@ -10,7 +10,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest
 import torch
 
-from fastv.selfcheck.tiny import TinyVLM, tiny_llava, tiny_llava_next
+from fastv.families.llava.selfcheck import tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import TinyVLM
 
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):  # pytest -n: share the cores, don't oversubscribe
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

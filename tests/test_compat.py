@@ -103,8 +103,7 @@ def test_declared_range_and_locks_are_the_tested_releases():
 def test_gemma4_video_switch_says_what_the_stock_model_does():
     """``gemma4_runs_videos`` is True exactly where the unpatched model encodes a video prompt (up to 5.18,
     nested; from 5.23, with frame counts); 5.19 to 5.22's forward drops the frame counts and raises."""
-    from fastv.selfcheck.prompts import gemma4_prompt
-    from fastv.selfcheck.tiny import tiny_gemma4
+    from fastv.families.gemma4.selfcheck import gemma4_prompt, tiny_gemma4
 
     vlm = tiny_gemma4()
     try:
@@ -137,8 +136,8 @@ def test_hunyuan_vl_rotation_is_xd_rope_on_every_release():
     """The HunYuan-VL adapter's rotary (``compat.multimodal_rotary`` where the attention mixes the axes) on the stock rotary tables (per-axis in 5.16, folded after) rotates as XD-RoPE,
     built here by hand: rotary dim j (of cos's duplicated halves) turns by axis a(j)'s position times
     frequency j mod d/2, a(j) being the ``mrope_section`` chunk (2 * section wide) that holds j."""
+    from fastv.families.hunyuan_vl.selfcheck import tiny_hunyuan_vl
     from fastv.selfcheck.reference import language_model
-    from fastv.selfcheck.tiny import tiny_hunyuan_vl
 
     lm = language_model(tiny_hunyuan_vl(layers=1).model)
     sections = lm.config.rope_parameters["mrope_section"]

@@ -14,10 +14,12 @@ import torch.nn.functional as F
 import fastv
 from fastv import FastVConfig, FastVError
 from fastv.compat import output_cache, with_cache
+from fastv.families.llava.selfcheck import tiny_llava
+from fastv.families.qwen_vl.selfcheck import qwen_prompt, tiny_qwen2_vl
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import copied_prompt_images, grid_batch, image_batch, image_prompt, qwen_prompt
+from fastv.selfcheck.prompts import copied_prompt_images, grid_batch, image_batch, image_prompt
 from fastv.selfcheck.reference import language_model, merged_embeddings, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_qwen2_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.families.equivalence import assert_batch_equals_rows_alone
 
 

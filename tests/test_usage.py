@@ -11,10 +11,10 @@ from transformers import AutoModelForImageTextToText, pipeline
 import fastv
 from fastv import FastVConfig, FastVError
 from fastv.compat import output_cache, with_cache
+from fastv.families.llava.selfcheck import tiny_llava
 from fastv.selfcheck import check_family
 from fastv.selfcheck.checks import generate
 from fastv.selfcheck.prompts import copied_prompt_images, image_batch, image_prompt
-from fastv.selfcheck.tiny import tiny_llava
 from tests.tiny_processor import tiny_llava_processor, write_image
 
 

@@ -10,7 +10,8 @@ from transformers import LlavaNextProcessor, LlavaProcessor, PreTrainedTokenizer
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VOCAB, tiny_llava, tiny_llava_next
+from fastv.families.llava.selfcheck import tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VOCAB
 
 
 def tokenizer() -> PreTrainedTokenizerFast:

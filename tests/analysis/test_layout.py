@@ -15,8 +15,9 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
 from fastv.families.layout import LayoutRequest, assign_positions, layouts
+from fastv.families.llava.selfcheck import tiny_llava, tiny_llava_next
 from fastv.families.qwen_vl import qwen2_vl_layout
-from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 
 PATCH = 4  # tiny models: 16x16 tiles, 4x4-pixel patches
 
@@ -70,13 +71,14 @@ def test_llava_marker_lands_in_its_patch():
     assert view.boxes[5] == (12.0, 8.0, 24.0, 16.0)  # row 1, col 1 of a 4x4 grid over 48x32
 
 
-@pytest.mark.parametrize("builder", ["tiny_vipllava", "tiny_paligemma"])
+@pytest.mark.parametrize("builder", ["llava.selfcheck.tiny_vipllava", "paligemma.selfcheck.tiny_paligemma"])
 def test_square_grid_families_use_the_llava_grid(builder):
     """VipLLaVA (always drops the CLS token) and PaliGemma (SigLIP, no CLS, image stretched to a square):
     one square patch grid per image, as LLaVA's."""
-    from fastv.selfcheck import tiny
+    import importlib
 
-    vlm = getattr(tiny, builder)(layers=1)
+    module, name = builder.rsplit(".", 1)
+    vlm = getattr(importlib.import_module(f"fastv.families.{module}"), name)(layers=1)
     processor = CLIPImageProcessorPil(size={"height": 16, "width": 16}, do_center_crop=False)
     size, marker = (32, 48), (12, 8, 24, 16)
     pixels = processor(_marked_image(size, marker), return_tensors="pt")["pixel_values"]
@@ -168,7 +170,8 @@ def test_qwen2_vl_merged_grid_and_frames():
 
 
 def test_video_llava_frames_keep_their_cls():
-    from fastv.selfcheck.tiny import VIDEO_TOKEN, tiny_video_llava
+    from fastv.families.llava.selfcheck import tiny_video_llava
+    from fastv.selfcheck.tiny import VIDEO_TOKEN
 
     vlm = tiny_video_llava(layers=1)
     config = vlm.model.config
@@ -185,7 +188,7 @@ def test_video_llava_frames_keep_their_cls():
 def test_llava_next_video_pooled_frames_follow_the_pooler():
     from transformers.models.llava_next_video.modeling_llava_next_video import LlavaNextVideoPooler
 
-    from fastv.selfcheck.tiny import tiny_llava_next_video
+    from fastv.families.llava.selfcheck import tiny_llava_next_video
 
     vlm = tiny_llava_next_video(layers=1)
     config = vlm.model.config
@@ -224,7 +227,7 @@ def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
 
     from transformers.image_processing_utils import select_best_resolution
 
-    from fastv.selfcheck.tiny import tiny_llava_onevision
+    from fastv.families.llava.selfcheck import tiny_llava_onevision
 
     vlm = tiny_llava_onevision(layers=1)
     config = copy.deepcopy(vlm.model.config)
@@ -258,7 +261,7 @@ def test_llava_onevision_boxes_hold_the_packed_patch_centres(size, aspect):
 
 
 def test_llava_onevision_video_frames_and_trailing_newline():
-    from fastv.selfcheck.tiny import tiny_llava_onevision
+    from fastv.families.llava.selfcheck import tiny_llava_onevision
 
     vlm = tiny_llava_onevision(layers=1)
     (video,) = layouts(LayoutRequest(vlm.model.config, [], video_sizes=[(16, 16)], video_frames=[3]))
@@ -267,7 +270,7 @@ def test_llava_onevision_video_frames_and_trailing_newline():
 
 
 def test_gemma3_pooled_grid():
-    from fastv.selfcheck.tiny import tiny_gemma3
+    from fastv.families.gemma3.selfcheck import tiny_gemma3
 
     vlm = tiny_gemma3(layers=1)
     (layout,) = layouts(LayoutRequest(vlm.model.config, [(30, 60)]))
@@ -276,8 +279,8 @@ def test_gemma3_pooled_grid():
 
 
 def test_mistral3_rows_skip_the_break_tokens():
+    from fastv.families.mistral3.selfcheck import mistral3_image_ids, tiny_mistral3
     from fastv.selfcheck.tiny import IMAGE_TOKEN as IMG
-    from fastv.selfcheck.tiny import mistral3_image_ids, tiny_mistral3
 
     vlm = tiny_mistral3(layers=1)
     config = vlm.model.config
@@ -292,7 +295,7 @@ def test_mistral3_rows_skip_the_break_tokens():
 def test_idefics3_tiles_then_global_image(size, marker):
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-    from fastv.selfcheck.tiny import tiny_idefics3
+    from fastv.families.simple.selfcheck import tiny_idefics3
 
     vlm = tiny_idefics3(layers=1)
     processor = Idefics3ImageProcessorPil(size={"longest_edge": 32}, max_image_size={"longest_edge": 16})
@@ -309,7 +312,7 @@ def test_idefics3_tiles_then_global_image(size, marker):
 def test_internvl_tiles_then_thumbnail(size, marker):
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from fastv.selfcheck.tiny import tiny_internvl
+    from fastv.families.simple.selfcheck import tiny_internvl
 
     vlm = tiny_internvl(layers=1)
     processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, crop_to_patches=True, max_patches=4)
@@ -323,7 +326,7 @@ def test_internvl_tiles_then_thumbnail(size, marker):
 
 
 def test_internvl_pixel_shuffle_is_row_major():
-    from fastv.selfcheck.tiny import tiny_internvl
+    from fastv.families.simple.selfcheck import tiny_internvl
 
     vlm = tiny_internvl(layers=1)
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
@@ -335,7 +338,7 @@ def test_internvl_pixel_shuffle_is_row_major():
 
 
 def test_idefics3_pixel_shuffle_is_row_major():
-    from fastv.selfcheck.tiny import tiny_idefics3
+    from fastv.families.simple.selfcheck import tiny_idefics3
 
     vlm = tiny_idefics3(layers=1)
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")

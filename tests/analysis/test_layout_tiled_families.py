@@ -34,7 +34,7 @@ def _shuffled_redness(tiles: torch.Tensor) -> torch.Tensor:
 def test_aya_vision_tiles_then_thumbnail(size, marker):
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from fastv.selfcheck.tiny import tiny_cohere_vlm
+    from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 
     config = tiny_cohere_vlm(layers=1).model.config
     processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, crop_to_patches=True, max_patches=4)
@@ -52,7 +52,7 @@ def test_aya_vision_follows_the_calls_tiling_not_the_processors_default():
     """Aya's processor passes crop_to_patches=True; pixel_values of one tile per image mean untiled."""
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
-    from fastv.selfcheck.tiny import tiny_cohere_vlm
+    from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 
     config = tiny_cohere_vlm(layers=1).model.config
     processor = GotOcr2ImageProcessorPil(size={"height": 16, "width": 16}, max_patches=4)  # crop_to_patches False
@@ -66,7 +66,7 @@ def test_aya_vision_follows_the_calls_tiling_not_the_processors_default():
 
 @pytest.mark.parametrize("variant", ["aya_vision", "cohere2_vision"])
 def test_cohere_pixel_shuffle_is_row_major(variant):
-    from fastv.selfcheck.tiny import tiny_cohere_vlm
+    from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 
     vlm = tiny_cohere_vlm(layers=1, variant=variant)
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
@@ -106,7 +106,7 @@ def test_cohere2_vision_canvas_is_the_processors():
 
 
 def test_cohere2_vision_tiles_then_thumbnail():
-    from fastv.selfcheck.tiny import tiny_cohere_vlm
+    from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 
     config = tiny_cohere_vlm(layers=1, variant="cohere2_vision").model.config
     processor = SimpleNamespace(size={"height": 16, "width": 16}, min_patches=1, max_patches=12, crop_to_patches=True)
@@ -122,7 +122,7 @@ def test_cohere2_vision_tiles_then_thumbnail():
 def test_ovis2_thumbnail_then_tiles(size, marker, covering):
     from transformers.models.ovis2.image_processing_pil_ovis2 import Ovis2ImageProcessorPil
 
-    from fastv.selfcheck.tiny import tiny_ovis2
+    from fastv.families.ovis2.selfcheck import tiny_ovis2
 
     config = tiny_ovis2(layers=1).model.config
     processor = Ovis2ImageProcessorPil(
@@ -142,7 +142,7 @@ def test_ovis2_thumbnail_then_tiles(size, marker, covering):
 
 def test_ovis2_merge_follows_the_vision_model():
     """The tower's own hidden_stride merge, on patch coordinates."""
-    from fastv.selfcheck.tiny import tiny_ovis2
+    from fastv.families.ovis2.selfcheck import tiny_ovis2
 
     vlm = tiny_ovis2(layers=1)
     tower = vlm.model.model.vision_tower
@@ -207,7 +207,7 @@ def _gemma4_token_redness(config, batch) -> torch.Tensor:
 
 @pytest.mark.parametrize(("size", "marker"), [((40, 80), (40, 8, 56, 24)), ((44, 20), (4, 28, 12, 40))])
 def test_gemma4_pooled_blocks_of_the_resized_image(size, marker):
-    from fastv.selfcheck.tiny import tiny_gemma4
+    from fastv.families.gemma4.selfcheck import tiny_gemma4
 
     config = tiny_gemma4(layers=1).model.config
     processor = _gemma4_processor()
@@ -221,7 +221,7 @@ def test_gemma4_pooled_blocks_of_the_resized_image(size, marker):
 
 
 def test_gemma4_video_frames_are_separate_grids():
-    from fastv.selfcheck.tiny import tiny_gemma4
+    from fastv.families.gemma4.selfcheck import tiny_gemma4
 
     config = tiny_gemma4(layers=1).model.config
     processor = _gemma4_processor()
@@ -239,7 +239,7 @@ def test_fast_vlm_map_cells_follow_the_models_flattening():
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     from fastv.compat import stacked_image_features
-    from fastv.selfcheck.tiny import tiny_fast_vlm
+    from fastv.families.fast_vlm.selfcheck import tiny_fast_vlm
 
     vlm = tiny_fast_vlm(layers=1)
     inner = vlm.model.model
@@ -277,7 +277,7 @@ def _plm_pooled_centres(config, region) -> torch.Tensor:
 
 @pytest.mark.parametrize(("mode", "canvas"), [("thumb+tile", (2, 1)), ("thumb+tile", (1, 1)), ("vanilla", None)])
 def test_perception_lm_thumbnail_then_tiles(mode, canvas):
-    from fastv.selfcheck.tiny import tiny_perception_lm
+    from fastv.families.perception_lm.selfcheck import tiny_perception_lm
 
     config = tiny_perception_lm(layers=1).model.config
     processor = SimpleNamespace(  # the canvas choice is the (torchvision) processor's own method
@@ -304,7 +304,7 @@ def test_perception_lm_thumbnail_then_tiles(mode, canvas):
 
 def test_perception_lm_video_frames_and_prompt_checks():
     from fastv.errors import FastVError
-    from fastv.selfcheck.tiny import tiny_perception_lm
+    from fastv.families.perception_lm.selfcheck import tiny_perception_lm
 
     config = tiny_perception_lm(layers=1).model.config
     ids = torch.tensor([[5, *[VIDEO_TOKEN] * 8, 6]])

@@ -15,7 +15,8 @@ from fastv.analysis.keep import keep_picture
 from fastv.cli import main
 from fastv.config import FastVConfig
 from fastv.families.layout import View
-from fastv.selfcheck.tiny import IMAGE_TOKEN, llava_next_image, prompt_ids, tiny_llava, tiny_llava_next
+from fastv.families.llava.selfcheck import llava_next_image, tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN, prompt_ids
 from tests.analysis.saved import save_tiny_llava, save_tiny_llava_next
 
 
@@ -182,7 +183,8 @@ def test_cli_errors_are_messages(saved_llava, tmp_path, capsys):
 
 
 def test_keep_picture_qwen2_vl_image_and_video(tmp_path):
-    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+    from fastv.families.qwen_vl.selfcheck import tiny_qwen2_vl
+    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt
 
     vlm = tiny_qwen2_vl(layers=3)
     image, image_grid, n_image = vlm.visual((1, 4, 6))

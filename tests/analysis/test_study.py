@@ -10,7 +10,8 @@ import torch
 
 from fastv.analysis import CLASSES, analyze, token_classes
 from fastv.analysis.attention import pool_index
-from fastv.selfcheck.tiny import IMAGE_TOKEN, prompt_ids, tiny_llava, tiny_llava_next
+from fastv.families.llava.selfcheck import tiny_llava, tiny_llava_next
+from fastv.selfcheck.tiny import IMAGE_TOKEN, prompt_ids
 
 
 def _inputs(vlm, n_before=3, n_after=4, images=1, seed=0):
@@ -57,7 +58,7 @@ def test_allocation_and_efficiency_definitions():
 
 
 def test_llava_next_with_unpadding_matches_eager():
-    from fastv.selfcheck.tiny import llava_next_image
+    from fastv.families.llava.selfcheck import llava_next_image
 
     vlm = tiny_llava_next()
     tiles, count = llava_next_image(vlm, (20, 44))
@@ -105,7 +106,8 @@ def test_query_blocks_do_not_change_the_numbers():
 
 
 def test_qwen2_vl_image_and_video_match_eager():
-    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt, tiny_qwen2_vl
+    from fastv.families.qwen_vl.selfcheck import tiny_qwen2_vl
+    from fastv.selfcheck.tiny import VIDEO_TOKEN, mm_prompt
 
     vlm = tiny_qwen2_vl(layers=2)
     image, image_grid, n_image = vlm.visual((1, 4, 6))
@@ -131,7 +133,7 @@ def test_qwen2_vl_image_and_video_match_eager():
 
 
 def test_gemma3_bidirectional_image_block_matches_eager():
-    from fastv.selfcheck.tiny import tiny_gemma3
+    from fastv.families.gemma3.selfcheck import tiny_gemma3
 
     vlm = tiny_gemma3(layers=2)
     ids = prompt_ids(3, [vlm.image_tokens], 4)[None]
@@ -156,8 +158,8 @@ def test_hybrid_decoder_recurrent_layers_have_no_attention_and_attention_layers_
     """Qwen3.5: Gated DeltaNet layers have no attention map (NaN rows, a map there is refused); the
     gated full-attention layers equal eager ``output_attentions``, which returns only those."""
     from fastv.analysis.study import _extend
+    from fastv.families.qwen3_5.selfcheck import tiny_qwen3_5
     from fastv.selfcheck.prompts import qwen3_prompt
-    from fastv.selfcheck.tiny import tiny_qwen3_5
 
     vlm = tiny_qwen3_5()
     inputs = qwen3_prompt(vlm, video_grid=None)
@@ -180,8 +182,8 @@ def test_hybrid_decoder_recurrent_layers_have_no_attention_and_attention_layers_
 def test_hybrid_study_report_and_plots_skip_recurrent_layers(tmp_path):
     from fastv.analysis.plots import plot_allocation, plot_efficiency
     from fastv.analysis.report import StudyReport
+    from fastv.families.qwen3_5.selfcheck import tiny_qwen3_5
     from fastv.selfcheck.prompts import qwen3_prompt
-    from fastv.selfcheck.tiny import tiny_qwen3_5
 
     vlm = tiny_qwen3_5()
     report = StudyReport([analyze(vlm.model, qwen3_prompt(vlm, video_grid=None), max_new_tokens=2)], {})

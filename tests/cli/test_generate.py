@@ -5,8 +5,9 @@ import re
 import pytest
 
 from fastv.cli import main
+from fastv.families.llava.selfcheck import tiny_llava
 from fastv.loading import build_inputs, load_model, open_image
-from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_llava
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.tiny_processor import save_tiny_llava, write_image
 
 

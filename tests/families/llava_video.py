@@ -6,7 +6,7 @@ import torch
 
 import fastv
 import fastv.core.ranking as ranking
-from fastv.selfcheck.prompts import video_prompt as sample
+from fastv.families.llava.selfcheck import video_prompt as sample
 from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, TinyVideoVLM, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,

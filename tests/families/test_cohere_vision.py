@@ -12,9 +12,9 @@ import fastv
 from fastv import FastVError
 from fastv.compat import output_cache
 from fastv.families import cohere, family_for
+from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_cohere_vlm
 from tests.families import image_suite
 from tests.families.equivalence import check_against_reference
 from tests.families.rankers import check_every_ranker

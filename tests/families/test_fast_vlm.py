@@ -4,9 +4,9 @@ FastViTHD): the equivalence suite."""
 from __future__ import annotations
 
 from fastv.compat import stacked_image_features
+from fastv.families.fast_vlm.selfcheck import tiny_fast_vlm
 from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_fast_vlm
 from tests.families import image_suite
 from tests.families.rankers import check_every_ranker
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import gemma3_prompt, image_runs
+from fastv.families.gemma3.selfcheck import gemma3_prompt, tiny_gemma3
+from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_gemma3
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -14,9 +14,8 @@ from fastv import compat
 from fastv.errors import FastVError, UnsupportedModelError
 from fastv.families import family_for
 from fastv.families.gemma4 import Gemma4Family
-from fastv.selfcheck.prompts import gemma4_batch, gemma4_prompt, gemma4_visual, vision_runs
+from fastv.families.gemma4.selfcheck import gemma4_batch, gemma4_prompt, gemma4_visual, tiny_gemma4, vision_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_gemma4
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import glm4v_prompt, grid_batch, image_runs, qwen_positions
+from fastv.families.glm4v.selfcheck import glm4v_prompt, tiny_glm4v
+from fastv.selfcheck.prompts import grid_batch, image_runs, qwen_positions
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_glm4v
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -10,9 +10,17 @@ import torch
 import fastv
 from fastv.errors import FastVError
 from fastv.families import Family, family_for
-from fastv.selfcheck.prompts import hunyuan_positions, hunyuan_vl_batch, hunyuan_vl_prompt, image_runs
+from fastv.families.hunyuan_vl.selfcheck import (
+    HUNYUAN_IMAGE_END,
+    HUNYUAN_IMAGE_START,
+    hunyuan_positions,
+    hunyuan_vl_batch,
+    hunyuan_vl_prompt,
+    tiny_hunyuan_vl,
+)
+from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
-from fastv.selfcheck.tiny import HUNYUAN_IMAGE_END, HUNYUAN_IMAGE_START, IMAGE_TOKEN, tiny_hunyuan_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.families.equivalence import (
     TOLERANCE,
     assert_batch_matches_singles,

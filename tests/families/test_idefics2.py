@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from fastv.families.idefics2.selfcheck import tiny_idefics2
 from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_idefics2
 from tests.families import image_suite
 from tests.families.rankers import check_every_ranker
 

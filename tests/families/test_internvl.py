@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fastv.families.simple.selfcheck import tiny_internvl
 from fastv.selfcheck.prompts import image_prompt, image_runs
-from fastv.selfcheck.tiny import tiny_internvl
 from tests.families import image_suite
 
 

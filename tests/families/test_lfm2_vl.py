@@ -14,9 +14,10 @@ import torch
 import fastv
 from fastv.compat import output_cache
 from fastv.errors import FastVError
-from fastv.selfcheck.prompts import image_runs, lfm2_vl_batch, lfm2_vl_prompt
+from fastv.families.lfm2_vl.selfcheck import lfm2_vl_batch, lfm2_vl_prompt, tiny_lfm2_vl
+from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.reference import decoder_inputs, final_norm, language_model, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, tiny_lfm2_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 import fastv
+from fastv.families.llava.selfcheck import llava_next_image
 from fastv.selfcheck.reference import merged_embeddings, reference_kept, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, llava_next_image, prompt_ids
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, prompt_ids
 from tests.families.equivalence import assert_full_width_batch_matches_singles
 
 TOLERANCE = 1e-4

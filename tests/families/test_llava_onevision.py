@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import fastv
-from fastv.selfcheck.tiny import tiny_llava_onevision
+from fastv.families.llava.selfcheck import tiny_llava_onevision
 from tests.families import llava_video
 from tests.families.equivalence import assert_ratio_zero_identical, assert_remove_restores
 

@@ -10,9 +10,10 @@ import torch
 
 import fastv
 from fastv.families import supported_families
-from fastv.selfcheck.prompts import image_runs, llava_onevision1_5_prompt
+from fastv.families.llava_onevision1_5.selfcheck import LLAVA_ONEVISION1_5_MARKERS, llava_onevision1_5_prompt
+from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.reference import decoder_inputs, reference_kept, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, LLAVA_ONEVISION1_5_MARKERS, VIDEO_TOKEN, left_pad
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad
 from tests.families import image_suite
 from tests.families.equivalence import (
     TOLERANCE,
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 
 def _tiny(attn: str = "sdpa"):
-    from fastv.selfcheck.tiny import tiny_llava_onevision1_5
+    from fastv.families.llava_onevision1_5.selfcheck import tiny_llava_onevision1_5
 
     return tiny_llava_onevision1_5(attn)
 

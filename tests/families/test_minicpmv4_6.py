@@ -14,9 +14,10 @@ import torch
 import fastv
 from fastv.compat import minicpmv4_6_packs_mixed_sizes
 from fastv.errors import FastVError, UnsupportedModelError
-from fastv.selfcheck.prompts import image_runs, minicpmv_batch, minicpmv_prompt
+from fastv.families.minicpmv4_6.selfcheck import minicpmv_batch, minicpmv_prompt, tiny_minicpmv4_6
+from fastv.selfcheck.prompts import image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_minicpmv4_6
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastv.selfcheck.prompts import mistral3_prompt
+from fastv.families.mistral3.selfcheck import mistral3_prompt, tiny_mistral3
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_mistral3
 from tests.families import image_suite
 
 

@@ -11,9 +11,9 @@ import torch
 
 import fastv
 from fastv.families import supported_families
-from fastv.selfcheck.prompts import molmo2_batch, molmo2_prompt
+from fastv.families.molmo2.selfcheck import MOLMO2_COLUMN, MOLMO2_MARKERS, molmo2_batch, molmo2_prompt, tiny_molmo2
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, MOLMO2_COLUMN, MOLMO2_MARKERS, tiny_molmo2
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import image_runs, ovis2_prompt
-from fastv.selfcheck.tiny import OVIS2_INDICATORS, tiny_ovis2
+from fastv.families.ovis2.selfcheck import OVIS2_INDICATORS, ovis2_prompt, tiny_ovis2
+from fastv.selfcheck.prompts import image_runs
 from tests.families import image_suite
 from tests.families.equivalence import prefill_with_fastv
 from tests.families.rankers import check_every_ranker

@@ -9,8 +9,9 @@ import torch
 
 import fastv
 from fastv.families import supported_families
-from fastv.selfcheck.prompts import image_runs, ovis2_5_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, OVIS2_5_MARKERS, VIDEO_TOKEN
+from fastv.families.ovis2.selfcheck import OVIS2_5_MARKERS, ovis2_5_prompt
+from fastv.selfcheck.prompts import image_runs
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families import image_suite
 from tests.families.equivalence import assert_remove_restores, check_against_reference, prefill_with_fastv
 from tests.families.rankers import check_every_ranker
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 
 def _tiny(attn: str = "sdpa"):
-    from fastv.selfcheck.tiny import tiny_ovis2_5
+    from fastv.families.ovis2.selfcheck import tiny_ovis2_5
 
     return tiny_ovis2_5(attn)
 

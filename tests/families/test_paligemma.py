@@ -11,8 +11,8 @@ import torch
 
 import fastv
 from fastv import FastVError
-from fastv.selfcheck.prompts import one_based_positions, paligemma_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad, tiny_paligemma
+from fastv.families.paligemma.selfcheck import one_based_positions, paligemma_prompt, tiny_paligemma
+from fastv.selfcheck.tiny import IMAGE_TOKEN, left_pad
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import fastv
+from fastv.families.perception_lm.selfcheck import perception_lm_prompt, tiny_perception_lm
 from fastv.selfcheck.checks import generate
-from fastv.selfcheck.prompts import image_runs, perception_lm_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad, tiny_perception_lm
+from fastv.selfcheck.prompts import image_runs
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, left_pad
 from tests.families import image_suite
 from tests.families.equivalence import (
     assert_batch_matches_singles,

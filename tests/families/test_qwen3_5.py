@@ -14,9 +14,10 @@ import torch
 import fastv
 from fastv.compat import output_cache
 from fastv.errors import FastVError
+from fastv.families.qwen3_5.selfcheck import tiny_qwen3_5
 from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_positions
 from fastv.selfcheck.reference import decoder_inputs, language_model, reference_logits
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_5
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families.equivalence import (
     TOLERANCE,
     assert_adapter_queries_are_the_models,

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import fastv
+from fastv.families.qwen3_vl.selfcheck import tiny_qwen3_vl
 from fastv.selfcheck.prompts import grid_batch, image_runs, qwen3_prompt, qwen_positions
 from fastv.selfcheck.reference import deepstack_inputs, language_model
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen3_vl
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families.equivalence import (
     assert_batch_equals_rows_alone,
     assert_batch_matches_singles,

@@ -17,10 +17,17 @@ from torch import nn
 import fastv
 from fastv.errors import UnsupportedModelError
 from fastv.families import Family, family_for
+from fastv.families.qwen_omni.selfcheck import (
+    AUDIO_TOKEN,
+    omni_batch,
+    omni_positions,
+    omni_prompt,
+    tiny_qwen2_5_omni,
+    tiny_qwen3_omni,
+)
 from fastv.selfcheck.checks import compare_with_reference
-from fastv.selfcheck.prompts import omni_batch, omni_positions, omni_prompt
 from fastv.selfcheck.reference import decoder_inputs, language_model
-from fastv.selfcheck.tiny import AUDIO_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen2_5_omni, tiny_qwen3_omni
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families.equivalence import (
     assert_batch_equals_rows_alone,
     assert_batch_matches_singles,

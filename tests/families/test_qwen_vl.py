@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import fastv
-from fastv.selfcheck.prompts import grid_batch, qwen_positions, qwen_prompt
-from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
+from fastv.families.qwen_vl.selfcheck import qwen_prompt, tiny_qwen2_5_vl, tiny_qwen2_vl
+from fastv.selfcheck.prompts import grid_batch, qwen_positions
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.families.equivalence import (
     assert_batch_matches_singles,
     assert_full_width_batch_matches_singles,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from fastv.families.simple.selfcheck import tiny_idefics3
 from fastv.selfcheck.prompts import image_prompt, image_runs
-from fastv.selfcheck.tiny import tiny_idefics3
 from tests.families import image_suite
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fastv.families.llava.selfcheck import tiny_vipllava
 from fastv.selfcheck.prompts import image_prompt, image_runs
 from fastv.selfcheck.reference import language_model
-from fastv.selfcheck.tiny import tiny_vipllava
 from tests.families import image_suite
 from tests.families.rankers import check_every_ranker
 

@@ -13,18 +13,15 @@ from torch import nn
 import fastv
 from fastv.compat import output_cache
 from fastv.families import family_for
+from fastv.families.gemma4.selfcheck import tiny_gemma4
+from fastv.families.lfm2_vl.selfcheck import tiny_lfm2_vl
+from fastv.families.minicpmv4_6.selfcheck import tiny_minicpmv4_6
+from fastv.families.qwen3_5.selfcheck import tiny_qwen3_5
+from fastv.families.qwen3_vl.selfcheck import tiny_qwen3_vl
 from fastv.measure import flops, kv_cache_bytes, text_shape
 from fastv.measure.flops import attention_pairs
 from fastv.selfcheck.prompts import qwen3_prompt
-from fastv.selfcheck.tiny import (
-    IMAGE_TOKEN,
-    VIDEO_TOKEN,
-    tiny_gemma4,
-    tiny_lfm2_vl,
-    tiny_minicpmv4_6,
-    tiny_qwen3_5,
-    tiny_qwen3_vl,
-)
+from fastv.selfcheck.tiny import IMAGE_TOKEN, VIDEO_TOKEN
 from tests.measure.counting import count_flops
 
 N = 20  # prompt tokens; more than the tiny Gemma 4's sliding window (8)

@@ -9,9 +9,9 @@ from accelerate import dispatch_model
 from transformers import AutoModelForImageTextToText
 
 import fastv
+from fastv.families.llava.selfcheck import tiny_llava
 from fastv.selfcheck.checks import generate
 from fastv.selfcheck.prompts import image_prompt
-from fastv.selfcheck.tiny import tiny_llava
 
 # Layer 1 ranks (k=2) while its weights are on disk; layer 2 is pruned while on disk.
 DEVICE_MAP = {

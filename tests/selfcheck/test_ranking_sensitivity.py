@@ -13,10 +13,12 @@ import torch
 
 import fastv.patch
 from fastv.families import Family, family_for, supported_families
-from fastv.selfcheck import DOCTOR_CONFIG, build_case, doctor, prompts, tiny
+from fastv.families.gemma3.selfcheck import gemma3_prompt, tiny_gemma3
+from fastv.selfcheck import DOCTOR_CONFIG, build_case, doctor
 from fastv.selfcheck.cases import CASES
 from fastv.selfcheck.checks import ranking_ties
 from fastv.selfcheck.reference import reference_scores
+from fastv.selfcheck.tiny import IMAGE_TOKEN
 
 # Cohere2 decoders (Aya Vision, Command A Vision) apply no positional encoding at all on their full-attention
 # layers, and the doctor ranks on one (layer k - 1 = 1 of sliding, full, sliding, full): stripping RoPE from
@@ -64,9 +66,9 @@ def test_the_tie_check_names_what_decides_the_kept_set():
 
 def test_the_tie_check_refuses_a_prompt_longer_than_the_ranking_window():
     """What the Gemma 3 doctor case was: window 8 on the ranking layer, 28 tokens, so 14 of 16 images score 0."""
-    vlm = tiny.tiny_gemma3("sdpa")
-    inputs = prompts.gemma3_prompt(vlm)
-    candidates = inputs["input_ids"][0] == tiny.IMAGE_TOKEN
+    vlm = tiny_gemma3("sdpa")
+    inputs = gemma3_prompt(vlm)
+    candidates = inputs["input_ids"][0] == IMAGE_TOKEN
     scores = reference_scores(vlm.model, inputs, DOCTOR_CONFIG.k, DOCTOR_CONFIG.rank)
     reason = ranking_ties(scores, candidates, DOCTOR_CONFIG.n_dropped(int(candidates.sum())))
     assert reason.startswith("14 of 16 candidates score exactly 0")

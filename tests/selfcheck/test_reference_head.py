@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from fastv.families.cohere.selfcheck import tiny_cohere_vlm
 from fastv.selfcheck.prompts import image_prompt
 from fastv.selfcheck.reference import merged_embeddings, reference_logits
-from fastv.selfcheck.tiny import tiny_cohere_vlm
 
 
 def _unpruned_reference_and_model(vlm) -> tuple[torch.Tensor, torch.Tensor]:

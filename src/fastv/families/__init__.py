@@ -1,138 +1,26 @@
-"""Model-family adapters, registered by ``config.model_type`` (one small module per family)."""
+"""Model-family adapters, registered by ``config.model_type``.
+
+Each family is one package here: its adapter (``__init__.py``, which registers it with
+``register_family``) and its self-check (``selfcheck.py``: a tiny model built from a config, its prompts
+and its doctor cases). Importing this package imports every family package, so the registry is
+discovered, never listed.
+"""
 
 from __future__ import annotations
 
-from torch import nn
+import importlib
+import pkgutil
 
-from fastv.errors import UnsupportedModelError
 from fastv.families.base import Family
-from fastv.families.cohere import AyaVisionFamily, Cohere2VisionFamily
-from fastv.families.fast_vlm import FastVlmFamily
-from fastv.families.gemma3 import Gemma3Family
-from fastv.families.gemma4 import Gemma4Family
-from fastv.families.glm4v import Glm4vFamily
-from fastv.families.hunyuan_vl import HunYuanVLFamily
-from fastv.families.idefics2 import Idefics2Family
-from fastv.families.lfm2_vl import Lfm2VlFamily
-from fastv.families.llava import (
-    LlavaFamily,
-    LlavaNextFamily,
-    LlavaNextVideoFamily,
-    LlavaOnevisionFamily,
-    VideoLlavaFamily,
-    VipLlavaFamily,
-)
-from fastv.families.llava_onevision1_5 import LlavaOnevision15Family
-from fastv.families.minicpmv4_6 import MiniCPMV4_6Family
-from fastv.families.mistral3 import Mistral3Family
-from fastv.families.molmo2 import Molmo2Family
-from fastv.families.ovis2 import Ovis2_5Family, Ovis2Family
-from fastv.families.paligemma import PaliGemmaFamily
-from fastv.families.perception_lm import PerceptionLMFamily
-from fastv.families.qwen3_5 import Qwen3_5Family
-from fastv.families.qwen3_vl import Qwen3VLFamily
-from fastv.families.qwen_omni import Qwen3OmniFamily, QwenOmniFamily
-from fastv.families.qwen_vl import Qwen25VLFamily, QwenVLFamily
-from fastv.families.simple import Idefics3Family, InternVLFamily, SmolVLMFamily
-
-_REGISTRY: dict[str, Family] = {}
-
-_OMNI = (
-    "the full Omni model hands the thinker's per-position hidden states of the whole prompt to its talker "
-    "(speech), which a pruned prefill does not have. Apply FastV to the thinker for text output: "
-    "fastv.apply(model.thinker, config), then model.thinker.generate(...) (model_type '{thinker}')"
-)
-
-# Decoder VLMs in transformers 5.23 that FastV knowingly does not support, and why.
-UNSUPPORTED: dict[str, str] = {
-    "gemma4_unified": (
-        "Gemma 4 unified's forward overlays its bidirectional image blocks on every layer and, on sliding layers, "
-        "lets a block reach past the window, while its own create_masks_for_generate (static-cache generate) "
-        "builds Gemma 4's mask (blocks on sliding layers only, within the window): transformers 5.23 / 5.24 "
-        "define its image attention two ways, and FastV does not model either yet (not adapted). Its decoder is "
-        "otherwise Gemma 4's: use a 'gemma4' checkpoint (gemma-4-26B-A4B, gemma-4-31B)"
-    ),
-    "llama4": (
-        "Llama 4 rotates with complex `freqs_cis` (not a cos/sin pair), skips RoPE on every 4th layer and "
-        "scales those layers' attention by a temperature that depends on each token's position, and its RoPE "
-        "layers attend within fixed 8192-token chunks whose boundaries have no defined meaning on a pruned "
-        "sequence"
-    ),
-    "mllama": (
-        "Llama 3.2 Vision reads images through cross-attention layers: image features are not tokens of the "
-        "decoder sequence, so there are no image tokens to drop"
-    ),
-    "qwen2_5_omni": _OMNI.format(thinker="qwen2_5_omni_thinker"),
-    "qwen3_omni_moe": _OMNI.format(thinker="qwen3_omni_moe_thinker"),
-}
+from fastv.families.registry import UNSUPPORTED, family_for, register_family, supported_families
 
 
-def register_family(family: Family) -> Family:
-    """Make ``family`` the adapter for each of its ``model_types`` (later registrations win)."""
-    for model_type in family.model_types:
-        _REGISTRY[model_type] = family
-    return family
+def _import_family_packages() -> None:
+    for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+        if module.ispkg:
+            importlib.import_module(module.name)
 
 
-def supported_families() -> dict[str, Family]:
-    """model_type -> adapter, for every family FastV supports."""
-    return dict(sorted(_REGISTRY.items()))
-
-
-def family_for(model: nn.Module) -> Family:
-    config = getattr(model, "config", None)
-    model_type = getattr(config, "model_type", None)
-    family = _REGISTRY.get(model_type)
-    if family is None:
-        supported = ", ".join(sorted(_REGISTRY))
-        if model_type in UNSUPPORTED:
-            raise UnsupportedModelError(
-                f"FastV does not support {type(model).__name__} (model_type={model_type!r}): "
-                f"{UNSUPPORTED[model_type]}. Supported model types: {supported}."
-            )
-        raise UnsupportedModelError(
-            f"FastV does not support {type(model).__name__} (model_type={model_type!r}). Supported model "
-            f"types: {supported}. Pass one of those models, or register an adapter with "
-            "fastv.families.register_family(...)."
-        )
-    return family
-
-
-_BUILTIN: tuple[Family, ...] = (
-    LlavaFamily(),
-    LlavaNextFamily(),
-    LlavaNextVideoFamily(),
-    LlavaOnevisionFamily(),
-    VideoLlavaFamily(),
-    VipLlavaFamily(),
-    FastVlmFamily(),
-    PerceptionLMFamily(),
-    AyaVisionFamily(),
-    Cohere2VisionFamily(),
-    Idefics2Family(),
-    PaliGemmaFamily(),
-    Ovis2Family(),
-    Ovis2_5Family(),
-    LlavaOnevision15Family(),
-    QwenVLFamily(),
-    Qwen25VLFamily(),
-    Gemma3Family(),
-    Gemma4Family(),
-    InternVLFamily(),
-    Idefics3Family(),
-    SmolVLMFamily(),
-    Mistral3Family(),
-    Qwen3VLFamily(),
-    Glm4vFamily(),
-    QwenOmniFamily(),
-    Qwen3OmniFamily(),
-    Qwen3_5Family(),
-    Lfm2VlFamily(),
-    MiniCPMV4_6Family(),
-    HunYuanVLFamily(),
-    Molmo2Family(),
-)
-for _family in _BUILTIN:
-    register_family(_family)
+_import_family_packages()
 
 __all__ = ["UNSUPPORTED", "Family", "family_for", "register_family", "supported_families"]

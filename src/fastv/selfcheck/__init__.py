@@ -21,7 +21,8 @@ from packaging.version import Version
 import fastv
 from fastv.compat import TESTED_TORCH, TESTED_TRANSFORMERS, is_newer_than_tested
 from fastv.families import supported_families
-from fastv.selfcheck.cases import CASES, Case, to_device
+from fastv.selfcheck import cases
+from fastv.selfcheck.case import Case, to_device
 from fastv.selfcheck.checks import compare_with_reference, ratio_zero_identical, remove_restores
 
 # Max abs logit difference allowed against the reference. fp32: an absolute 1e-4 (only reduction order
@@ -130,7 +131,7 @@ def build_case(model_type: str, backend: str, device: torch.device | str = "cpu"
     """One family's doctor case: the same tiny weights on every run; the caller's RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return to_device(CASES[model_type](backend), torch.device(device), dtype)
+        return to_device(cases.CASES[model_type](backend), torch.device(device), dtype)
 
 
 @contextmanager
@@ -194,7 +195,7 @@ def doctor(
         raise ValueError(f"dtype must be one of {', '.join(map(str, DTYPES))}, got {dtype}.")
     known = sorted(supported_families())
     chosen = families or known
-    unknown = [name for name in chosen if name not in CASES]
+    unknown = [name for name in chosen if name not in cases.CASES]
     if unknown:
         raise ValueError(f"unknown family {', '.join(unknown)}: choose from {', '.join(known)}.")
     bad = [name for name in attn if name not in BACKENDS]
